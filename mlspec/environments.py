@@ -1,0 +1,152 @@
+"""Environments: platform facts per target cluster, and how they are merged into a spec.
+
+An environment file ``environments/<env>.yaml`` says where things go (namespaces,
+Argo CD project/repository/destination, Kubeflow namespace, image registry, storage),
+which policy caps apply there, and which ``overrides`` every spec gets in that
+environment.
+
+Precedence, lowest to highest (a later layer wins):
+
+1. the spec file itself (without its ``overrides`` block);
+2. the environment file's ``overrides`` (platform defaults for every spec in that env);
+3. the spec's own ``overrides.<env>`` (the team's choice for that env).
+
+Merging is a deep merge of mappings; lists and scalars are replaced whole, and a
+``null`` removes a key.  Policies are checked on the result, so no layer can break
+them.  Every merged value keeps the position of the file it came from, so errors point
+at the overlay that set it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from .errors import SpecError, did_you_mean
+from .loader import Document, Positions, load_file
+from .models import K8sLabel, Model
+
+ENV_DIR_NAME = "environments"
+
+
+class ArgoCDDestination(Model):
+    server: str = "https://kubernetes.default.svc"
+    namespace: K8sLabel | None = Field(None, description="Default: the environment's namespace.")
+
+
+class ArgoCD(Model):
+    namespace: K8sLabel = "argocd"
+    project: K8sLabel = "default"
+    repo_url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$", description="Git repository Argo CD syncs from.")
+    revision: str = "HEAD"
+    path_prefix: str = Field("", description="Folder in the repository that holds mlspec's output root.")
+    destination: ArgoCDDestination = Field(default_factory=ArgoCDDestination)
+
+
+class Kubeflow(Model):
+    namespace: K8sLabel = "kubeflow"
+    pipeline_root: str | None = Field(None, description="Default: storage.artifacts.")
+
+
+class Storage(Model):
+    artifacts: str = Field(pattern=r"^(gs|s3|minio|file|pvc)://\S+$", description="Pipeline artefact root.")
+    models: str | None = Field(None, pattern=r"^(gs|s3|minio|file|pvc)://\S+$", description="Model registry root.")
+
+
+class Policies(Model):
+    max_challenger_traffic: int | None = Field(None, ge=0, le=100, description="Cap on the challenger's traffic share (%).")
+    min_replicas: int | None = Field(None, ge=0, description="Floor on serving.replicas.min.")
+    require_drift: bool = Field(False, description="A drift policy is mandatory.")
+    require_resource_limits: bool = Field(False, description="Serving must set CPU and memory limits.")
+
+
+class Environment(Model):
+    """Platform facts of one environment (``environments/<env>.yaml``)."""
+
+    name: K8sLabel
+    namespace: K8sLabel = Field(description="Namespace for serving, drift and feature-store objects.")
+    registry: str = Field(description="Image registry, e.g. ghcr.io/acme.")
+    kubeflow: Kubeflow = Field(default_factory=Kubeflow)
+    argocd: ArgoCD
+    storage: Storage
+    policies: Policies = Field(default_factory=Policies)
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Deep-merged into every spec in this environment.")
+
+
+def find_environments_dir(spec_path: Path, stop: Path | None = None) -> Path | None:
+    """The nearest ``environments/`` folder at or above the spec's folder."""
+    here = spec_path.resolve().parent
+    stop = (stop or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / ENV_DIR_NAME
+        if candidate.is_dir():
+            return candidate
+        if folder == stop or (folder / ".git").exists():
+            break
+    return None
+
+
+def list_environments(env_dir: Path | None) -> list[str]:
+    if env_dir is None or not env_dir.is_dir():
+        return []
+    return sorted(p.stem for p in env_dir.glob("*.yaml") if not p.name.startswith("."))
+
+
+def environment_path(env_dir: Path | None, name: str, known: list[str]) -> Path:
+    if env_dir is None or name not in known:
+        where = f"{env_dir}" if env_dir else "no environments/ folder found"
+        raise SpecError(
+            f"unknown environment '{name}' ({where})",
+            str(env_dir / f"{name}.yaml") if env_dir else f"{ENV_DIR_NAME}/{name}.yaml", 1, 1,
+            hint=did_you_mean(name, known) or (f"known: {', '.join(known)}" if known else "create environments/<env>.yaml"),
+            code="missing-file",
+        )
+    return env_dir / f"{name}.yaml"
+
+
+def load_environment_document(path: Path, display: str | None = None) -> Document:
+    return load_file(path, display)
+
+
+def merge(base: Document, overlay: Any, overlay_pos: Positions, at: tuple = ()) -> Document:
+    """Deep-merge ``overlay`` (with its positions) into a copy of ``base`` at path ``at``."""
+    data = copy.deepcopy(base.data)
+    positions = Positions(base.positions.file, dict(base.positions.values), dict(base.positions.keys))
+    _merge_into(data, overlay, at, overlay_pos, positions)
+    return Document(data, positions)
+
+
+def _drop_below(positions: Positions, path: tuple) -> None:
+    n = len(path)
+    for table in (positions.values, positions.keys):
+        for p in [p for p in table if p[:n] == path and len(p) > n]:
+            del table[p]
+
+
+def _graft(positions: Positions, overlay_pos: Positions, path: tuple) -> None:
+    """Copy overlay positions of the overlay subtree rooted at ``()`` to ``path``."""
+    for src, dst in ((overlay_pos.values, positions.values), (overlay_pos.keys, positions.keys)):
+        for p, loc in src.items():
+            dst[path + p] = loc
+
+
+def _merge_into(target: dict, overlay: Any, at: tuple, overlay_pos: Positions, positions: Positions) -> None:
+    for key, value in overlay.items():
+        path = at + (key,)
+        sub = overlay_pos.subtree((key,))
+        if value is None:
+            target.pop(key, None)
+            _drop_below(positions, path)
+            positions.values.pop(path, None)
+            positions.keys.pop(path, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            positions.keys[path] = overlay_pos.key((key,))
+            _merge_into(target[key], value, path, sub, positions)
+        else:
+            target[key] = copy.deepcopy(value)
+            _drop_below(positions, path)
+            positions.keys[path] = overlay_pos.key((key,))
+            _graft(positions, sub, path)

@@ -1,0 +1,562 @@
+"""The mlops.yaml spec as pydantic models.
+
+One :class:`Spec` describes one ML system: where its data comes from and what it must
+look like, the features built from it, how a model is trained and gated, how it is
+served (champion and challenger), how drift is watched and what happens then, and
+how it is delivered (CI, GitOps).  Unknown keys are errors everywhere.
+
+Credentials are never literals: a field that needs one takes a reference
+(:class:`SecretRef` -- a Kubernetes Secret name and key -- or a service account name).
+
+Checks that need more than one field (references between sections, traffic sums,
+local data files) live in :mod:`mlspec.validate`; checks on a single value live here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import units
+
+SPEC_API_VERSION = "mlspec.io/v1alpha1"
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+IMAGE = r"^[a-z0-9][a-z0-9._\-/:@]*[a-zA-Z0-9_]$"
+
+DType = Literal["int32", "int64", "float32", "float64", "string", "bool", "bytes", "unix_timestamp"]
+
+Name = Annotated[str, Field(pattern=IDENTIFIER, description="An identifier: letters, digits and '_' (≤ 63 chars).")]
+K8sLabel = Annotated[str, Field(pattern=DNS1123_LABEL, description="A DNS-1123 label (≤ 63 chars).")]
+Duration = Annotated[
+    str,
+    Field(pattern=units.DURATION_PATTERN, description="A duration such as 30d, 12h, 90m, 1h30m."),
+    AfterValidator(units.check_duration),
+]
+Cron = Annotated[
+    str,
+    AfterValidator(units.check_cron),
+    Field(description="A five-field cron expression, or @hourly/@daily/@weekly/@monthly/@yearly."),
+]
+Quantity = Annotated[str, Field(pattern=units.QUANTITY_PATTERN, description="A Kubernetes quantity such as 500m, 2, 4Gi.")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+# --- shared pieces -----------------------------------------------------------------------
+
+
+class SecretRef(Model):
+    """A reference to a key in a Kubernetes Secret; never the secret itself."""
+
+    secret: K8sLabel = Field(description="Name of the Kubernetes Secret.")
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", description="Key within the Secret.")
+
+
+class Credentials(Model):
+    """How a workload authenticates: a Secret reference and/or a service account."""
+
+    secret_ref: SecretRef | None = Field(None, description="Secret holding the credential.")
+    service_account: K8sLabel | None = Field(None, description="Kubernetes service account (workload identity).")
+
+    @model_validator(mode="after")
+    def _one(self) -> "Credentials":
+        if self.secret_ref is None and self.service_account is None:
+            raise ValueError("give secret_ref or service_account")
+        return self
+
+
+class ResourceList(Model):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+    gpu: int | None = Field(None, ge=0, le=16, description="Number of nvidia.com/gpu.")
+
+
+class Resources(Model):
+    requests: ResourceList = Field(default_factory=ResourceList)
+    limits: ResourceList = Field(default_factory=ResourceList)
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+class RowCountCheck(Model):
+    type: Literal["row_count"]
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "RowCountCheck":
+        if self.min is None and self.max is None:
+            raise ValueError("give min and/or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class NotNullCheck(Model):
+    type: Literal["not_null"]
+    columns: list[str] = Field(min_length=1)
+
+
+class RangeCheck(Model):
+    type: Literal["range"]
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "RangeCheck":
+        if self.min is None and self.max is None:
+            raise ValueError("give min and/or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class AllowedValuesCheck(Model):
+    type: Literal["allowed_values"]
+    column: str
+    values: list[str | int | float | bool] = Field(min_length=1)
+
+
+class UniqueCheck(Model):
+    type: Literal["unique"]
+    columns: list[str] = Field(min_length=1)
+
+
+Check = Annotated[
+    Union[RowCountCheck, NotNullCheck, RangeCheck, AllowedValuesCheck, UniqueCheck],
+    Field(discriminator="type"),
+]
+
+
+class SourceBase(Model):
+    name: Name
+    description: str | None = None
+    timestamp: str | None = Field(None, description="Event-timestamp column (required for feature sources).")
+    created_timestamp: str | None = Field(None, description="Row-creation timestamp column, for deduplication.")
+    columns: dict[str, DType] = Field(default_factory=dict, description="Declared columns and their types.")
+    checks: list[Check] = Field(default_factory=list, description="Data-quality checks run before training.")
+
+
+class FileSource(SourceBase):
+    type: Literal["file"]
+    path: str = Field(description="Path or URI (relative paths are relative to the spec file).")
+    format: Literal["parquet", "csv"] | None = Field(None, description="Default: from the file extension.")
+
+    @property
+    def file_format(self) -> str:
+        if self.format:
+            return self.format
+        return "csv" if self.path.lower().endswith((".csv", ".csv.gz")) else "parquet"
+
+
+class TableOrQuery(SourceBase):
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> "TableOrQuery":
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        return self
+
+
+class BigQuerySource(TableOrQuery):
+    type: Literal["bigquery"]
+    project: str | None = None
+    credentials: Credentials | None = None
+
+
+class SnowflakeSource(TableOrQuery):
+    type: Literal["snowflake"]
+    database: str
+    schema_: str = Field(alias="schema")
+    warehouse: str | None = None
+    credentials: Credentials
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PostgresSource(TableOrQuery):
+    type: Literal["postgres"]
+    host: str
+    port: int = Field(5432, ge=1, le=65535)
+    database: str
+    credentials: Credentials
+
+
+class RedshiftSource(TableOrQuery):
+    type: Literal["redshift"]
+    cluster_id: str
+    region: str
+    database: str
+    user: str | None = Field(None, description="Database user name (not a password).")
+    schema_: str = Field("public", alias="schema")
+    credentials: Credentials | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class KafkaSource(SourceBase):
+    type: Literal["kafka"]
+    bootstrap_servers: list[str] = Field(min_length=1)
+    topic: str
+    message_format: Literal["json", "avro", "protobuf"] = "json"
+    batch_source: Name = Field(description="Batch source with the same columns, for backfill and training.")
+    watermark_delay: Duration | None = None
+    credentials: Credentials | None = None
+
+
+class PushSource(SourceBase):
+    type: Literal["push"]
+    batch_source: Name = Field(description="Batch source the pushed rows are also logged to.")
+
+
+Source = Annotated[
+    Union[FileSource, BigQuerySource, SnowflakeSource, PostgresSource, RedshiftSource, KafkaSource, PushSource],
+    Field(discriminator="type"),
+]
+BATCH_SOURCE_TYPES = ("file", "bigquery", "snowflake", "postgres", "redshift")
+
+
+class Data(Model):
+    sources: list[Source] = Field(min_length=1)
+
+
+# --- features -----------------------------------------------------------------------------
+
+
+class Entity(Model):
+    name: Name
+    join_key: str
+    dtype: DType = "int64"
+    description: str | None = None
+
+
+class FieldSpec(Model):
+    name: Name
+    dtype: DType
+    description: str | None = None
+
+
+class Aggregation(Model):
+    column: str
+    function: Literal["sum", "mean", "min", "max", "count", "std", "last"]
+    window: Duration
+    name: Name | None = Field(None, description="Default: <column>_<function>_<window>.")
+
+    @property
+    def output_name(self) -> str:
+        return self.name or f"{self.column}_{self.function}_{self.window}"
+
+
+class FeatureView(Model):
+    name: Name
+    source: Name
+    entities: list[Name] = Field(min_length=1)
+    ttl: Duration = "0s"
+    fields: list[FieldSpec] = Field(default_factory=list)
+    aggregations: list[Aggregation] = Field(default_factory=list)
+    online: bool = True
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _some_features(self) -> "FeatureView":
+        if not self.fields and not self.aggregations:
+            raise ValueError("a feature view needs fields or aggregations")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.fields] + [a.output_name for a in self.aggregations]
+
+
+class FeatureService(Model):
+    name: Name
+    features: list[str] = Field(
+        min_length=1,
+        description="Feature views ('view') or single features ('view:feature').",
+    )
+    description: str | None = None
+
+    @field_validator("features")
+    @classmethod
+    def _refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?$", ref):
+                raise ValueError(f"'{ref}' is not 'view' or 'view:feature'")
+        return value
+
+
+class Features(Model):
+    entities: list[Entity] = Field(min_length=1)
+    views: list[FeatureView] = Field(min_length=1)
+    services: list[FeatureService] = Field(default_factory=list)
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+class Label(Model):
+    source: Name
+    column: str
+
+
+class Container(Model):
+    image: str = Field(pattern=IMAGE)
+    command: list[str] = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+
+
+class Range(Model):
+    """A numeric range for random search."""
+
+    min: float
+    max: float
+    scale: Literal["linear", "log"] = "linear"
+    type: Literal["int", "float"] = "float"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Range":
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        if self.scale == "log" and self.min <= 0:
+            raise ValueError("a log-scale range needs min > 0")
+        return self
+
+
+ParamValue = Union[bool, int, float, str, None]
+
+
+class Search(Model):
+    strategy: Literal["grid", "random"] = "grid"
+    parameters: dict[str, Union[list[ParamValue], Range]] = Field(default_factory=dict)
+    trials: int | None = Field(None, ge=1, le=1000, description="Trial budget (random search only).")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _strategy(self) -> "Search":
+        for key, values in self.parameters.items():
+            if isinstance(values, list) and not values:
+                raise ValueError(f"parameter '{key}' has no values")
+        if self.strategy == "grid":
+            if self.trials is not None:
+                raise ValueError("trials applies to random search only")
+            ranges = [k for k, v in self.parameters.items() if isinstance(v, Range)]
+            if ranges:
+                raise ValueError(f"grid search needs value lists, not ranges: {', '.join(ranges)}")
+        elif self.trials is None:
+            raise ValueError("random search needs a trial budget: set trials")
+        return self
+
+
+class Metric(Model):
+    name: Literal[
+        "accuracy", "f1", "precision", "recall", "roc_auc", "log_loss",
+        "r2", "mae", "mse", "rmse",
+    ]
+    goal: Literal["maximize", "minimize"]
+    threshold: float = Field(description="Quality gate: the best candidate must reach this.")
+
+
+class Split(Model):
+    test_size: float = Field(0.2, gt=0, lt=1)
+    seed: int = 42
+    stratify: bool = False
+
+
+class Training(Model):
+    label: Label
+    feature_service: Name
+    estimator: str | None = Field(None, pattern=IMPORT_PATH, description="e.g. sklearn.ensemble.GradientBoostingClassifier")
+    container: Container | None = None
+    search: Search = Field(default_factory=Search)
+    parallelism: int = Field(1, ge=1, le=64)
+    metric: Metric
+    split: Split = Field(default_factory=Split)
+    schedule: Cron | None = None
+    resources: Resources = Field(default_factory=Resources)
+    image: str | None = Field(None, pattern=IMAGE, description="Image for the pipeline's Python steps.")
+    service_account: K8sLabel | None = None
+
+    @model_validator(mode="after")
+    def _how(self) -> "Training":
+        if (self.estimator is None) == (self.container is None):
+            raise ValueError("give exactly one of estimator or container")
+        return self
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+class ModelRef(Model):
+    uri: str = Field(pattern=r"^(gs|s3|pvc|https?|oci|hf|file)://\S+$", description="Where the model artefact lives.")
+    version: str | None = None
+
+
+class Traffic(Model):
+    champion: int = Field(100, ge=0, le=100)
+    challenger: int = Field(0, ge=0, le=100)
+
+
+class Replicas(Model):
+    min: int = Field(1, ge=0, le=1000)
+    max: int = Field(1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _order(self) -> "Replicas":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class Autoscaling(Model):
+    metric: Literal["concurrency", "rps", "cpu", "memory"] = "concurrency"
+    target: int = Field(ge=1)
+
+
+class Serving(Model):
+    runtime: Literal["kserve", "seldon", "seldon-v2"]
+    model_format: Literal["sklearn", "xgboost", "lightgbm", "onnx", "tensorflow", "pytorch", "mlflow", "triton"]
+    champion: ModelRef
+    challenger: ModelRef | None = None
+    traffic: Traffic = Field(default_factory=Traffic)
+    rollout: Literal["canary", "ab", "shadow"] = "canary"
+    replicas: Replicas = Field(default_factory=Replicas)
+    autoscaling: Autoscaling | None = None
+    resources: Resources = Field(default_factory=Resources)
+    service_account: K8sLabel | None = None
+    protocol: Literal["v1", "v2"] = "v2"
+
+
+# --- drift --------------------------------------------------------------------------------
+
+
+class Reference(Model):
+    source: Name | None = Field(None, description="A data source to use as the reference sample.")
+    path: str | None = Field(None, description="Or a path/URI to a reference sample.")
+    sample_size: int = Field(1000, ge=10, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _one(self) -> "Reference":
+        if (self.source is None) == (self.path is None):
+            raise ValueError("give exactly one of source or path")
+        return self
+
+
+class Drift(Model):
+    method: Literal["ks", "chi2", "mmd", "tabular", "psi"]
+    features: list[str] = Field(min_length=1, description="Served features to monitor.")
+    p_value: float | None = Field(None, gt=0, lt=1, description="Significance level (ks, chi2, mmd, tabular).")
+    threshold: float | None = Field(None, gt=0, description="Score threshold (psi).")
+    window: Duration = "1d"
+    schedule: Cron = "0 * * * *"
+    reference: Reference
+    action: Literal["retrain", "alert", "rollback"]
+    cooldown: Duration = "24h"
+    alert_webhook: SecretRef | None = Field(None, description="Secret holding the alert webhook URL.")
+
+    @model_validator(mode="after")
+    def _sensitivity(self) -> "Drift":
+        if self.method == "psi":
+            if self.p_value is not None:
+                raise ValueError("psi uses threshold, not p_value")
+        elif self.threshold is not None:
+            raise ValueError(f"{self.method} uses p_value, not threshold")
+        return self
+
+    @property
+    def sensitivity(self) -> float:
+        if self.method == "psi":
+            return self.threshold if self.threshold is not None else 0.2
+        return self.p_value if self.p_value is not None else 0.05
+
+
+# --- delivery -----------------------------------------------------------------------------
+
+
+class CI(Model):
+    provider: Literal["github"] = "github"
+    python: str = Field("3.11", pattern=r"^3\.\d{1,2}$")
+    checks: list[Literal["validate", "compile-check", "kubeconform", "unit-tests"]] = Field(
+        default_factory=lambda: ["validate", "compile-check"]
+    )
+
+
+class GitOps(Model):
+    provider: Literal["argocd"] = "argocd"
+    layout: Literal["env-per-dir"] = "env-per-dir"
+    sync: Literal["automated", "manual"] = "automated"
+    prune: bool = True
+    self_heal: bool = True
+
+
+# --- the spec -----------------------------------------------------------------------------
+
+
+class Spec(Model):
+    """One ML system."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="mlspec spec (mlops.yaml)",
+        json_schema_extra={"$id": "https://mlspec.io/schemas/mlops.schema.json"},
+    )
+
+    api_version: Literal["mlspec.io/v1alpha1"] = Field(SPEC_API_VERSION, alias="apiVersion")
+    name: K8sLabel = Field(description="Name of the ML system; it becomes Kubernetes names.")
+    owner: str = Field(min_length=1, description="Team or person accountable (e-mail or handle).")
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    data: Data
+    features: Features
+    training: Training
+    serving: Serving
+    drift: Drift | None = None
+    ci: CI = Field(default_factory=CI)
+    gitops: GitOps = Field(default_factory=GitOps)
+    overrides: dict[K8sLabel, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-environment overrides, deep-merged into the spec (see README: precedence).",
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, val in value.items():
+            units.check_label(key, val)
+        return value
+
+    # lookups used by validation and generators
+    def source(self, name: str):
+        return next((s for s in self.data.sources if s.name == name), None)
+
+    def view(self, name: str) -> FeatureView | None:
+        return next((v for v in self.features.views if v.name == name), None)
+
+    def entity(self, name: str) -> Entity | None:
+        return next((e for e in self.features.entities if e.name == name), None)
+
+    def service(self, name: str) -> FeatureService | None:
+        return next((s for s in self.features.services if s.name == name), None)
+
+    def served_features(self, service_name: str) -> list[tuple[str, str]]:
+        """(view, feature) pairs of a feature service, in order."""
+        service = self.service(service_name)
+        out: list[tuple[str, str]] = []
+        for ref in service.features if service else []:
+            view_name, _, feature = ref.partition(":")
+            view = self.view(view_name)
+            if view is None:
+                continue
+            out.extend((view_name, f) for f in ([feature] if feature else view.feature_names))
+        return out

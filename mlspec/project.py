@@ -1,0 +1,193 @@
+"""From spec files on disk to validated, environment-resolved specs.
+
+``load`` → ``check_model`` → ``cross_check`` → per environment: ``merge`` overrides →
+``check_model`` again → ``cross_check`` → ``policy_check``.  Everything user-facing
+that goes wrong is collected as located :class:`SpecError`; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from . import environments as envs
+from .errors import SpecError, SpecErrors
+from .loader import Document, load_file
+from .models import Spec
+from .validate import check_model, check_overrides, cross_check, policy_check
+
+SPEC_FILENAMES = ("mlops.yaml", "mlops.yml")
+
+
+def display_path(path: Path) -> str:
+    """A path as users should see it: relative to the working directory when below it."""
+    try:
+        return Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix() if path.resolve().is_relative_to(Path.cwd().resolve()) else path.as_posix()
+    except (OSError, ValueError):
+        return path.as_posix()
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Spec files named by ``paths``: files as given, folders searched for mlops.yaml."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            hits = sorted(p for name in SPEC_FILENAMES for p in path.rglob(name)
+                          if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not hits:
+                raise SpecErrors([SpecError(f"no mlops.yaml found under {display_path(path)}", display_path(path), 1, 1,
+                                            hint="pass a spec file, or run `mlspec init`", code="missing-file")])
+            found.extend(hits)
+        else:
+            found.append(path)
+    unique: dict[Path, None] = {}
+    for p in found:
+        unique.setdefault(p, None)
+    return list(unique)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One spec resolved for one environment (``env`` None: the spec as written)."""
+
+    spec: Spec
+    doc: Document
+    spec_path: str
+    base_dir: Path
+    env: envs.Environment | None = None
+    env_path: str | None = None
+
+    @property
+    def env_name(self) -> str | None:
+        return self.env.name if self.env else None
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the resolved spec and environment: identical inputs, identical hash."""
+        payload = {
+            "spec": self.spec.model_dump(mode="json", by_alias=True, exclude={"overrides"}),
+            "environment": self.env.model_dump(mode="json", exclude={"overrides"}) if self.env else None,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class Result:
+    resolved: list[Resolved] = field(default_factory=list)
+    errors: list[SpecError] = field(default_factory=list)
+    checked: int = 0  # spec/environment combinations validated
+
+
+@lru_cache(maxsize=256)
+def _cached_columns(path: Path, fmt: str | None, mtime_ns: int) -> dict[str, str]:
+    from .datafiles import read_columns
+
+    return read_columns(path, fmt)
+
+
+def read_columns_cached(path: Path, fmt: str | None) -> dict[str, str]:
+    """Columns of a local data file, read once per file version."""
+    return dict(_cached_columns(path.resolve(), fmt, path.stat().st_mtime_ns))
+
+
+def _load_env(env_dir: Path, name: str, known: list[str], cache: dict) -> tuple[envs.Environment, Document, str]:
+    if name not in cache:
+        path = envs.environment_path(env_dir, name, known)
+        display = display_path(path)
+        doc = load_file(path, display)
+        env = check_model(doc, envs.Environment, "environment")
+        if env.name != name:
+            loc = doc.positions.value(("name",))
+            raise SpecErrors([SpecError(f"environment file {path.name} names itself '{env.name}'", loc.file, loc.line, loc.col,
+                                        hint=f"name it '{name}', or rename the file", code="env-name")])
+        cache[name] = (env, doc, display)
+    return cache[name]
+
+
+def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path | None = None,
+            *, check_files: bool = True, env_cache: dict | None = None) -> Result:
+    """Validate one spec and resolve it for each environment.
+
+    ``env_names`` None means every environment found; an empty list means the spec as
+    written, without environments.
+    """
+    result = Result()
+    display = display_path(spec_path)
+    env_cache = {} if env_cache is None else env_cache
+    try:
+        doc = load_file(spec_path, display)
+        spec = check_model(doc, Spec)
+    except SpecError as exc:
+        result.errors.append(exc)
+        return result
+    except SpecErrors as exc:
+        result.errors.extend(exc.errors)
+        return result
+    base_dir = spec_path.resolve().parent
+    env_dir = env_dir if env_dir is not None else envs.find_environments_dir(spec_path)
+    known = envs.list_environments(env_dir)
+    names = known if env_names is None else env_names
+    reader = read_columns_cached if check_files else None
+    base_errors = cross_check(spec, doc, base_dir, reader)
+    if env_dir is not None:
+        base_errors += check_overrides(spec, doc, known)
+    result.errors.extend(base_errors)
+    result.checked += 1
+    if not names:
+        if not base_errors:
+            result.resolved.append(Resolved(spec, doc, display, base_dir))
+        return result
+    plain = {k: v for k, v in doc.data.items() if k != "overrides"}
+    base_doc = Document(plain, doc.positions)
+    for name in names:
+        result.checked += 1
+        try:
+            env, env_doc, env_display = _load_env(env_dir, name, known, env_cache)
+        except SpecError as exc:
+            result.errors.append(exc)
+            continue
+        except SpecErrors as exc:
+            result.errors.extend(exc.errors)
+            continue
+        merged = base_doc
+        if env.overrides:
+            merged = envs.merge(merged, env_doc.data["overrides"], env_doc.positions.subtree(("overrides",)))
+        if name in spec.overrides and isinstance(doc.data.get("overrides"), dict):
+            merged = envs.merge(merged, doc.data["overrides"][name], doc.positions.subtree(("overrides", name)))
+        if merged is base_doc:
+            resolved_spec, errors = spec, []
+        else:
+            try:
+                resolved_spec = check_model(merged, Spec)
+            except SpecErrors as exc:
+                result.errors.extend(exc.errors)
+                continue
+            errors = cross_check(resolved_spec, merged, base_dir, reader)
+        errors += policy_check(resolved_spec, merged, env, env_display)
+        result.errors.extend(errors)
+        if not errors and not base_errors:
+            result.resolved.append(Resolved(resolved_spec, merged, display, base_dir, env, env_display))
+    return result
+
+
+def resolve_paths(paths: list[Path], env_names: list[str] | None = None, env_dir: Path | None = None,
+                  *, check_files: bool = True) -> Result:
+    """Resolve every spec named by ``paths`` (files or folders)."""
+    total = Result()
+    try:
+        specs = discover(paths)
+    except SpecErrors as exc:
+        total.errors.extend(exc.errors)
+        return total
+    env_cache: dict = {}
+    for spec_path in specs:
+        one = resolve(spec_path, env_names, env_dir, check_files=check_files, env_cache=env_cache)
+        total.resolved.extend(one.resolved)
+        total.errors.extend(one.errors)
+        total.checked += one.checked
+    total.errors = SpecErrors(total.errors).errors
+    return total

@@ -1,0 +1,126 @@
+"""Parsing of the small languages inside a spec: durations, cron, Kubernetes quantities."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+# --- durations: 30d, 12h, 90m, 45s, 1h30m, 2w ----------------------------------------------
+
+DURATION_PATTERN = r"^([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+_DURATION = re.compile(r"(\d+)([wdhms])")
+_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration such as ``30d``, ``12h`` or ``1h30m``."""
+    if not isinstance(text, str) or not text or not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"'{text}' is not a duration such as 30d, 12h, 90m or 1h30m")
+    return sum(int(n) * _SECONDS[u] for n, u in _DURATION.findall(text))
+
+
+def check_duration(text: str) -> str:
+    """Validate a duration and return it unchanged (a pydantic validator)."""
+    parse_duration(text)
+    return text
+
+
+# --- cron -----------------------------------------------------------------------------------
+
+_CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {m: i + 1 for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}),
+    ("day of week", 0, 7, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}),
+)
+
+
+def _cron_value(token: str, lo: int, hi: int, names: dict[str, int], field: str) -> int:
+    value = names.get(token.lower()) if not token.isdigit() else int(token)
+    if value is None or not lo <= value <= hi:
+        raise ValueError(f"{field} '{token}' is outside {lo}-{hi}")
+    return value
+
+
+def parse_cron(text: str) -> str:
+    """Validate a five-field cron expression (or @macro); return it in five-field form."""
+    if not isinstance(text, str):
+        raise ValueError("a cron schedule is a string such as '0 3 * * *'")
+    expr = _CRON_MACROS.get(text.strip(), text.strip())
+    parts = expr.split()
+    if len(parts) != 5:
+        raise ValueError(
+            f"'{text}' has {len(parts)} fields; cron takes 5: minute hour day-of-month month day-of-week"
+        )
+    for part, (field, lo, hi, names) in zip(parts, _CRON_FIELDS):
+        for item in part.split(","):
+            base, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                raise ValueError(f"{field} step '{step}' must be a positive number")
+            if base == "*":
+                continue
+            start, dash, end = base.partition("-")
+            a = _cron_value(start, lo, hi, names, field)
+            if dash:
+                b = _cron_value(end, lo, hi, names, field)
+                if a > b:
+                    raise ValueError(f"{field} range '{base}' runs backwards")
+    return expr
+
+
+def check_cron(text: str) -> str:
+    """Validate a cron schedule and return it unchanged (a pydantic validator)."""
+    parse_cron(text)
+    return text
+
+
+# --- Kubernetes quantities --------------------------------------------------------------------
+
+QUANTITY_PATTERN = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+_SUFFIX = {
+    "": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+
+
+def parse_quantity(text: str) -> Decimal:
+    """The value of a Kubernetes quantity (``500m`` → 0.5, ``4Gi`` → 4294967296)."""
+    text = str(text)
+    match = re.fullmatch(QUANTITY_PATTERN, text)
+    if not match:
+        raise ValueError(f"'{text}' is not a Kubernetes quantity such as 500m, 2 or 4Gi")
+    number, suffix = match.group(1), match.group(3) or ""
+    try:
+        if suffix[:1] in ("e", "E"):
+            return Decimal(number + suffix)
+        return Decimal(number) * _SUFFIX[suffix]
+    except InvalidOperation:  # pragma: no cover - the pattern admits valid decimals only
+        raise ValueError(f"'{text}' is not a Kubernetes quantity") from None
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def check_label(key: str, value: str) -> None:
+    """Raise ValueError unless key/value form a valid Kubernetes label."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)):
+        raise ValueError(f"label key prefix '{prefix}' is not a DNS subdomain")
+    if not _LABEL_NAME.match(name):
+        raise ValueError(f"label key '{key}' is not a valid Kubernetes label name")
+    if value and not _LABEL_NAME.match(value):
+        raise ValueError(f"label value '{value}' for '{key}' is not a valid Kubernetes label value")

@@ -1,0 +1,521 @@
+"""Validation: model errors mapped back to ``file:line:col``, then cross-reference checks.
+
+:func:`check_model` turns pydantic's errors into :class:`SpecError` at the position of
+the offending key or value; :func:`cross_check` checks what one field cannot know on
+its own (references between sections, traffic sums, grid size, the columns of local
+data files); :func:`policy_check` enforces an environment's caps on a resolved spec.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import models as m
+from . import units
+from .errors import Location, SpecError, SpecErrors, did_you_mean
+from .loader import Document
+
+T = TypeVar("T", bound=BaseModel)
+
+#: Largest hyper-parameter grid (number of combinations) a spec may ask for.
+MAX_GRID = 256
+#: Longest suffix generators append to ``spec.name`` (e.g. "-drift-detector"); names stay ≤ 63.
+NAME_SUFFIX_BUDGET = 20
+MAX_NAME = 63 - NAME_SUFFIX_BUDGET
+
+_PATTERN_MESSAGES = {
+    m.DNS1123_LABEL: "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
+    "with a letter or digit, at most 63 characters",
+    m.IDENTIFIER: "must be an identifier: letters, digits and '_', not starting with a digit, at most 63 characters",
+    m.IMPORT_PATH: "must be a dotted Python import path such as sklearn.ensemble.RandomForestClassifier",
+    m.IMAGE: "must be a container image reference such as ghcr.io/acme/trainer:1.2",
+    units.DURATION_PATTERN: "must be a duration such as 30d, 12h, 90m or 1h30m",
+    units.QUANTITY_PATTERN: "must be a Kubernetes quantity such as 500m, 2 or 4Gi",
+}
+
+
+def dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+# --- model errors ---------------------------------------------------------------------------
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _members(tp: Any) -> list[Any]:
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return [_unwrap(a) for a in typing.get_args(tp)]
+    return [tp]
+
+
+def _pick_model(tp: Any, node: Any) -> type[BaseModel] | None:
+    models = [t for t in _members(tp) if isinstance(t, type) and issubclass(t, BaseModel)]
+    if isinstance(node, dict) and "type" in node:
+        for model in models:
+            field = model.model_fields.get("type")
+            if field is not None and node["type"] in typing.get_args(_unwrap(field.annotation)):
+                return model
+    return models[0] if len(models) == 1 or models else None
+
+
+def _child_type(tp: Any, node: Any, key: Any) -> Any:
+    for member in _members(tp):
+        origin = typing.get_origin(member)
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            model = _pick_model(tp, node)
+            if model is not None:
+                for name, field in model.model_fields.items():
+                    if key in (name, field.alias):
+                        return field.annotation
+            return None
+        if origin is list and isinstance(key, int):
+            return typing.get_args(member)[0]
+        if origin is dict:
+            return typing.get_args(member)[1]
+    return None
+
+
+def allowed_keys(root: type[BaseModel], data: Any, path: tuple) -> list[str]:
+    """The keys a mapping at ``path`` may have, following the model's types."""
+    tp: Any = root
+    node = data
+    for key in path:
+        tp = _child_type(tp, node, key)
+        if tp is None:
+            return []
+        node = node[key] if isinstance(node, (dict, list)) else None
+    model = _pick_model(tp, node)
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _loc_to_path(data: Any, loc: tuple) -> tuple[tuple, Any]:
+    """Map a pydantic ``loc`` to a path in ``data`` (dropping union tags); returns (path, rest)."""
+    path: list = []
+    node = data
+    rest: Any = None
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif i == len(loc) - 1:
+            rest = part
+        # else: a union member or validator name that pydantic inserts; skip it
+    return tuple(path), rest
+
+
+def _message(err: dict) -> tuple[str, str | None]:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_MESSAGES.get(ctx.get("pattern", ""), err["msg"]), None
+    if kind == "literal_error":
+        got = err.get("input")
+        expected = ctx.get("expected", "")
+        choices = [c.strip().strip("'") for c in expected.replace(" or ", ", ").split(",")]
+        return f"'{got}' is not one of {expected}", did_you_mean(str(got), choices)
+    if kind == "union_tag_invalid":
+        expected = ctx.get("expected_tags", "")
+        choices = [c.strip().strip("'") for c in expected.split(",")]
+        return (
+            f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} '{ctx.get('tag')}'; expected one of {expected}",
+            did_you_mean(str(ctx.get("tag")), choices),
+        )
+    if kind == "union_tag_not_found":
+        return f"missing key {ctx.get('discriminator', 'type')}", "say which kind this is, e.g. type: file"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"])), None
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {_type_name(err.get('input'))}", None
+    if kind == "list_type":
+        return f"expected a list, got {_type_name(err.get('input'))}", None
+    msg = err["msg"]
+    got = err.get("input")
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        msg = f"{msg[0].lower()}{msg[1:]}, got {_type_name(got)}"
+    return msg[0].lower() + msg[1:], None
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string '{value}'" if len(value) < 40 else "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def errors_from_validation(exc: ValidationError, doc: Document, root: type[BaseModel]) -> list[SpecError]:
+    out: list[SpecError] = []
+    for err in exc.errors(include_url=False):
+        path, rest = _loc_to_path(doc.data, tuple(err["loc"]))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = path[-1] if path else rest
+            loc = doc.positions.key(path)
+            parent = path[:-1]
+            keys = allowed_keys(root, doc.data, parent)
+            hint = did_you_mean(str(key), keys) or (f"allowed keys: {', '.join(keys)}" if keys else None)
+            where = f" in {dotted(parent)}" if parent else ""
+            out.append(_at(loc, f"unknown key '{key}'{where}", hint, "unknown-key", path))
+            continue
+        if kind == "missing":
+            loc = doc.positions.key(path)
+            missing = rest if rest is not None else (path[-1] if path else "?")
+            where = f" in {dotted(path)}" if path else ""
+            out.append(_at(loc, f"missing required key '{missing}'{where}", None, "missing-key", path))
+            continue
+        message, hint = _message(err)
+        loc = doc.positions.value(path)
+        out.append(_at(loc, f"{dotted(path)}: {message}", hint, kind, path))
+    return out
+
+
+def _at(loc: Location, message: str, hint: str | None, code: str, path: tuple) -> SpecError:
+    return SpecError(message, loc.file, loc.line, loc.col, hint=hint, code=code, path=path)
+
+
+def check_model(doc: Document, model: type[T], what: str = "spec") -> T:
+    """Validate ``doc`` against ``model``; raise SpecErrors located in the source."""
+    if not isinstance(doc.data, dict):
+        loc = doc.positions.value(())
+        raise SpecErrors([
+            _at(loc, f"the {what} must be a mapping of keys to values, got {_type_name(doc.data)}",
+                "start from `mlspec init`", "not-a-mapping", ())
+        ])
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecErrors(errors_from_validation(exc, doc, model)) from None
+
+
+# --- cross-reference checks --------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, spec: m.Spec, doc: Document, base_dir: Path | None,
+                 read_columns: Callable[[Path, str | None], dict[str, str]] | None):
+        self.spec = spec
+        self.doc = doc
+        self.base_dir = base_dir
+        self.read_columns = read_columns
+        self.errors: list[SpecError] = []
+
+    def error(self, path: tuple, message: str, hint: str | None = None, code: str = "reference", key: bool = False) -> None:
+        loc = self.doc.positions.key(path) if key else self.doc.positions.value(path)
+        self.errors.append(_at(loc, message, hint, code, path))
+
+    def unique(self, items: list, base: tuple, what: str, attr: str = "name") -> None:
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            name = getattr(item, attr)
+            if name in seen:
+                self.error(base + (i, attr), f"duplicate {what} name '{name}'",
+                           f"first defined at {dotted(base + (seen[name],))}", "duplicate-name")
+            else:
+                seen[name] = i
+
+    def ref(self, path: tuple, name: str, known: list[str], what: str) -> bool:
+        if name in known:
+            return True
+        hint = did_you_mean(name, known) or (f"defined {what}s: {', '.join(known)}" if known else f"no {what}s are defined")
+        self.error(path, f"unknown {what} '{name}'", hint)
+        return False
+
+    def run(self) -> list[SpecError]:
+        s = self.spec
+        if len(s.name) > MAX_NAME:
+            self.error(("name",), f"name is {len(s.name)} characters; keep it ≤ {MAX_NAME}",
+                       f"generated Kubernetes names append up to {NAME_SUFFIX_BUDGET} characters and must stay ≤ 63",
+                       "name-length")
+        self.unique(s.data.sources, ("data", "sources"), "source")
+        self.unique(s.features.entities, ("features", "entities"), "entity")
+        self.unique(s.features.views, ("features", "views"), "feature view")
+        self.unique(s.features.services, ("features", "services"), "feature service")
+        self.sources()
+        columns = self.source_columns()
+        self.views(columns)
+        self.services()
+        self.training(columns)
+        self.serving()
+        self.drift()
+        return self.errors
+
+    # sources -----------------------------------------------------------------------------
+    def sources(self) -> None:
+        names = [src.name for src in self.spec.data.sources]
+        batch = [src.name for src in self.spec.data.sources if src.type in m.BATCH_SOURCE_TYPES]
+        for i, src in enumerate(self.spec.data.sources):
+            base = ("data", "sources", i)
+            if src.type in ("kafka", "push"):
+                if self.ref(base + ("batch_source",), src.batch_source, names, "source") and src.batch_source not in batch:
+                    self.error(base + ("batch_source",), f"batch_source '{src.batch_source}' is a {self.spec.source(src.batch_source).type} source",
+                               f"batch sources: {', '.join(batch)}")
+            self.checks_columns(src, base)
+            for j, (cname, _) in enumerate(src.columns.items()):
+                if not cname:
+                    self.error(base + ("columns",), "empty column name")
+
+    def checks_columns(self, src, base: tuple) -> None:
+        if not src.columns:
+            return
+        for j, check in enumerate(src.checks):
+            cols = getattr(check, "columns", None) or ([check.column] if hasattr(check, "column") else [])
+            for col in cols:
+                if col not in src.columns:
+                    self.error(base + ("checks", j), f"check {check.type} names column '{col}', which source '{src.name}' does not declare",
+                               did_you_mean(col, list(src.columns)))
+
+    def source_columns(self) -> dict[str, dict[str, str]]:
+        """Known columns of each source: declared, checked against local files where present."""
+        known: dict[str, dict[str, str]] = {}
+        for i, src in enumerate(self.spec.data.sources):
+            base = ("data", "sources", i)
+            cols = dict(src.columns)
+            if src.type == "file" and self.base_dir is not None and self.read_columns is not None and "://" not in src.path:
+                cols = self.file_columns(src, base, cols)
+            if cols and src.timestamp and src.timestamp not in cols:
+                self.error(base + ("timestamp",), f"timestamp column '{src.timestamp}' is not a column of source '{src.name}'",
+                           did_you_mean(src.timestamp, list(cols)), "column")
+            if cols and src.created_timestamp and src.created_timestamp not in cols:
+                self.error(base + ("created_timestamp",), f"column '{src.created_timestamp}' is not a column of source '{src.name}'",
+                           did_you_mean(src.created_timestamp, list(cols)), "column")
+            known[src.name] = cols
+        return known
+
+    def file_columns(self, src, base: tuple, declared: dict[str, str]) -> dict[str, str]:
+        from .datafiles import DataFileError, compatible
+
+        path = (self.base_dir / src.path)
+        if not path.exists():
+            self.error(base + ("path",), f"data file '{src.path}' does not exist (looked in {self.base_dir})",
+                       "paths are relative to the spec file; use a URI (s3://, gs://) for remote data", "missing-file")
+            return declared
+        try:
+            actual = self.read_columns(path, src.file_format)
+        except (DataFileError, OSError) as exc:
+            self.error(base + ("path",), f"cannot read '{src.path}' as {src.file_format}: {exc}", code="data-file")
+            return declared
+        for cname, dtype in declared.items():
+            path_ = base + ("columns", cname)
+            if cname not in actual:
+                self.error(path_, f"column '{cname}' is not in {src.path}", did_you_mean(cname, list(actual))
+                           or f"the file has: {', '.join(actual)}", "column", key=True)
+            elif not compatible(dtype, actual[cname]):
+                self.error(path_, f"column '{cname}' is declared {dtype} but {src.path} holds {actual[cname]}",
+                           code="column-type")
+        return {**actual, **declared}
+
+    # features ------------------------------------------------------------------------------
+    def views(self, columns: dict[str, dict[str, str]]) -> None:
+        from .datafiles import compatible
+
+        sources = [src.name for src in self.spec.data.sources]
+        entities = [e.name for e in self.spec.features.entities]
+        for i, view in enumerate(self.spec.features.views):
+            base = ("features", "views", i)
+            names: dict[str, tuple] = {}
+            for j, f in enumerate(view.fields):
+                names.setdefault(f.name, base + ("fields", j, "name"))
+            for j, agg in enumerate(view.aggregations):
+                if agg.output_name in names:
+                    self.error(base + ("aggregations", j), f"feature '{agg.output_name}' is defined twice in view '{view.name}'",
+                               code="duplicate-name")
+                names.setdefault(agg.output_name, base + ("aggregations", j))
+            dupes = [f.name for f in view.fields]
+            for j, f in enumerate(view.fields):
+                if dupes.index(f.name) != j:
+                    self.error(base + ("fields", j, "name"), f"duplicate field name '{f.name}' in view '{view.name}'",
+                               code="duplicate-name")
+            for j, ent in enumerate(view.entities):
+                self.ref(base + ("entities", j), ent, entities, "entity")
+            if not self.ref(base + ("source",), view.source, sources, "source"):
+                continue
+            src = self.spec.source(view.source)
+            if not src.timestamp and src.type not in ("kafka", "push"):
+                self.error(base + ("source",), f"source '{src.name}' has no timestamp column; feature views need one",
+                           "set data.sources[].timestamp", "timestamp")
+            cols = columns.get(view.source) or {}
+            if src.type in ("kafka", "push") and not cols:
+                cols = columns.get(src.batch_source) or {}
+            if not cols:
+                continue
+            for j, ent in enumerate(view.entities):
+                e = self.spec.entity(ent)
+                if e is not None and e.join_key not in cols:
+                    self.error(base + ("entities", j), f"join key '{e.join_key}' of entity '{ent}' is not a column of source '{src.name}'",
+                               did_you_mean(e.join_key, list(cols)), "column")
+            for j, f in enumerate(view.fields):
+                if f.name not in cols:
+                    self.error(base + ("fields", j, "name"), f"field '{f.name}' is not a column of source '{src.name}'",
+                               did_you_mean(f.name, list(cols)), "column")
+                elif not compatible(f.dtype, cols[f.name]):
+                    self.error(base + ("fields", j, "dtype"), f"field '{f.name}' is {f.dtype} but column '{f.name}' of source '{src.name}' is {cols[f.name]}",
+                               code="column-type")
+            for j, agg in enumerate(view.aggregations):
+                if agg.column not in cols:
+                    self.error(base + ("aggregations", j, "column"), f"aggregation column '{agg.column}' is not a column of source '{src.name}'",
+                               did_you_mean(agg.column, list(cols)), "column")
+                elif agg.function != "count" and cols[agg.column] in ("string", "bytes", "bool"):
+                    self.error(base + ("aggregations", j, "function"), f"cannot {agg.function} column '{agg.column}' of type {cols[agg.column]}",
+                               "use count, or aggregate a numeric column", "column-type")
+
+    def services(self) -> None:
+        views = [v.name for v in self.spec.features.views]
+        for i, svc in enumerate(self.spec.features.services):
+            base = ("features", "services", i)
+            seen: dict[str, str] = {}
+            for j, ref in enumerate(svc.features):
+                view_name, _, feature = ref.partition(":")
+                if not self.ref(base + ("features", j), view_name, views, "feature view"):
+                    continue
+                view = self.spec.view(view_name)
+                if feature and feature not in view.feature_names:
+                    self.error(base + ("features", j), f"view '{view_name}' has no feature '{feature}'",
+                               did_you_mean(feature, view.feature_names) or f"its features: {', '.join(view.feature_names)}")
+                    continue
+                for fname in [feature] if feature else view.feature_names:
+                    if fname in seen and seen[fname] != view_name:
+                        self.error(base + ("features", j), f"feature '{fname}' comes from both '{seen[fname]}' and '{view_name}'",
+                                   "feature names within a service must be unique; rename one", "duplicate-name")
+                    seen[fname] = view_name
+
+    # training ------------------------------------------------------------------------------
+    def training(self, columns: dict[str, dict[str, str]]) -> None:
+        t = self.spec.training
+        base = ("training",)
+        sources = [src.name for src in self.spec.data.sources]
+        if self.ref(base + ("label", "source"), t.label.source, sources, "source"):
+            cols = columns.get(t.label.source) or {}
+            if cols and t.label.column not in cols:
+                self.error(base + ("label", "column"), f"label column '{t.label.column}' is not a column of source '{t.label.source}'",
+                           did_you_mean(t.label.column, list(cols)), "column")
+        self.ref(base + ("feature_service",), t.feature_service, [s.name for s in self.spec.features.services], "feature service")
+        size = grid_size(t.search)
+        if t.search.strategy == "grid" and size > MAX_GRID:
+            dims = " × ".join(f"{len(v)}" for v in t.search.parameters.values())
+            self.error(base + ("search", "parameters"), f"the grid has {size:,} combinations ({dims}); the cap is {MAX_GRID}",
+                       "narrow the grid, or use strategy: random with a trials budget", "grid-size")
+        self.resources(t.resources, base + ("resources",))
+
+    def resources(self, res: m.Resources, base: tuple) -> None:
+        for key in ("cpu", "memory"):
+            req, lim = getattr(res.requests, key), getattr(res.limits, key)
+            if req is not None and lim is not None and units.parse_quantity(req) > units.parse_quantity(lim):
+                self.error(base + ("requests", key), f"{key} request {req} exceeds its limit {lim}", code="resources")
+
+    # serving -------------------------------------------------------------------------------
+    def serving(self) -> None:
+        sv = self.spec.serving
+        base = ("serving",)
+        tr = sv.traffic
+        if sv.rollout == "shadow":
+            if tr.challenger != 0:
+                self.error(base + ("traffic", "challenger"), "a shadow rollout mirrors traffic to the challenger; its share must be 0",
+                           "set traffic: {champion: 100, challenger: 0}", "traffic")
+            elif tr.champion != 100:
+                self.error(base + ("traffic", "champion"), f"traffic sums to {tr.champion}%, not 100%", code="traffic")
+            if sv.challenger is None:
+                self.error(base + ("rollout",), "a shadow rollout needs a challenger model", "set serving.challenger.uri", "traffic")
+        elif tr.champion + tr.challenger != 100:
+            self.error(base + ("traffic",), f"traffic sums to {tr.champion + tr.challenger}% "
+                       f"(champion {tr.champion} + challenger {tr.challenger}), not 100%", code="traffic")
+        if tr.challenger > 0 and sv.challenger is None:
+            self.error(base + ("traffic", "challenger"), f"{tr.challenger}% of traffic goes to a challenger, but no challenger model is set",
+                       "set serving.challenger.uri, or send 100% to the champion", "traffic")
+        if sv.autoscaling is not None and sv.replicas.max == sv.replicas.min:
+            self.error(base + ("autoscaling",), f"autoscaling has no room: replicas.min = replicas.max = {sv.replicas.min}",
+                       "raise replicas.max", "autoscaling")
+        self.resources(sv.resources, base + ("resources",))
+
+    # drift ---------------------------------------------------------------------------------
+    def drift(self) -> None:
+        d = self.spec.drift
+        if d is None:
+            return
+        base = ("drift",)
+        served = [f for _, f in self.spec.served_features(self.spec.training.feature_service)]
+        for j, feature in enumerate(d.features):
+            if feature not in served:
+                self.error(base + ("features", j), f"drift feature '{feature}' is not served by feature service '{self.spec.training.feature_service}'",
+                           did_you_mean(feature, served) or "monitor features the model actually receives")
+        if d.reference.source is not None:
+            self.ref(base + ("reference", "source"), d.reference.source, [src.name for src in self.spec.data.sources], "source")
+        if d.action == "rollback" and self.spec.serving.challenger is None:
+            self.error(base + ("action",), "action rollback needs a challenger to roll back from",
+                       "use alert or retrain, or set serving.challenger", "drift")
+
+
+def grid_size(search: m.Search) -> int:
+    if search.strategy == "random":
+        return search.trials or 0
+    return math.prod(len(v) for v in search.parameters.values()) if search.parameters else 1
+
+
+ColumnReader = Callable[[Path, "str | None"], "dict[str, str]"]
+
+
+def cross_check(spec: m.Spec, doc: Document, base_dir: Path | None, reader: ColumnReader | None = None) -> list[SpecError]:
+    """Checks across fields; ``reader`` reads a local data file's columns (None: skip files)."""
+    return _Checker(spec, doc, base_dir, reader).run()
+
+
+def check_overrides(spec: m.Spec, doc: Document, known_envs: list[str]) -> list[SpecError]:
+    out = []
+    for env in spec.overrides:
+        if env not in known_envs:
+            loc = doc.positions.key(("overrides", env))
+            hint = did_you_mean(env, known_envs) or (f"known environments: {', '.join(known_envs)}" if known_envs else "no environments/ folder found")
+            out.append(_at(loc, f"overrides name unknown environment '{env}'", hint, "unknown-env", ("overrides", env)))
+    return out
+
+
+def policy_check(spec: m.Spec, doc: Document, env: Any, env_file: str) -> list[SpecError]:
+    """Enforce the environment's policy caps on a resolved spec."""
+    out: list[SpecError] = []
+    p = env.policies
+
+    def fail(path: tuple, message: str, policy: str) -> None:
+        out.append(_at(doc.positions.value(path), f"{message} (policy {policy} of environment '{env.name}')",
+                       f"see {env_file}; override the value for '{env.name}' under overrides.{env.name}", "policy", path))
+
+    sv = spec.serving
+    if p.max_challenger_traffic is not None and sv.traffic.challenger > p.max_challenger_traffic:
+        fail(("serving", "traffic", "challenger"), f"challenger traffic {sv.traffic.challenger}% exceeds {p.max_challenger_traffic}%",
+             "max_challenger_traffic")
+    if p.min_replicas is not None and sv.replicas.min < p.min_replicas:
+        fail(("serving", "replicas", "min"), f"serving.replicas.min is {sv.replicas.min}, below {p.min_replicas}", "min_replicas")
+    if p.require_drift and spec.drift is None:
+        fail((), "no drift policy is set", "require_drift")
+    if p.require_resource_limits and (sv.resources.limits.cpu is None or sv.resources.limits.memory is None):
+        fail(("serving", "resources"), "serving sets no CPU and memory limits", "require_resource_limits")
+    return out
+
+
+def iter_errors(errors: list[SpecError]) -> Iterator[SpecError]:
+    yield from sorted(errors, key=lambda e: (e.file, e.line, e.col))
