@@ -22,9 +22,10 @@ import csv
 import datetime as _dt
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO
 
 __all__ = [
     "CSV_SAMPLE_ROWS",
@@ -135,6 +136,7 @@ _PARQUET_MAGIC = b"PAR1"
 _ENCRYPTED_MAGIC = b"PARE"
 _MAX_FOOTER_BYTES = 16 * 1024 * 1024
 _MAX_DEPTH = 64
+_MAX_CONTAINER = 1_000_000  # elements in one list/set/map, as parquet-cpp's default limit
 
 # Thrift compact protocol type ids.  Booleans in a field header carry their value in
 # the type (1 true, 2 false); inside lists, sets and maps they take one byte each.
@@ -222,9 +224,14 @@ class _CompactReader:
         size = head >> 4
         if size == 15:
             size = self.varint()
-        if size > len(self._data) - self._pos:  # every element takes a byte or more
-            raise self.corrupt(f"list of {size} elements overruns the footer")
+        self._check_size(size, 1, "list")  # every element takes a byte or more
         return head & 0x0F, size
+
+    def _check_size(self, size: int, min_bytes: int, kind: str) -> None:
+        if size > _MAX_CONTAINER:
+            raise self.corrupt(f"{kind} of {size} elements is larger than {_MAX_CONTAINER}")
+        if size * min_bytes > len(self._data) - self._pos:
+            raise self.corrupt(f"{kind} of {size} elements overruns the footer")
 
     def skip_field(self, ftype: int, depth: int) -> None:
         """Skip a struct field's value; a boolean field's value is in its header."""
@@ -251,8 +258,7 @@ class _CompactReader:
         elif ttype == _T_MAP:
             size = self.varint()
             if size:
-                if 2 * size > len(self._data) - self._pos:
-                    raise self.corrupt(f"map of {size} entries overruns the footer")
+                self._check_size(size, 2, "map")
                 kv_types = self.byte()
                 for _ in range(size):
                     self.skip(kv_types >> 4, depth + 1)
@@ -308,17 +314,23 @@ def _read_parquet(path: Path) -> dict[str, str]:
         footer = f.read(footer_len)
     if len(footer) != footer_len:
         raise DataFileError("truncated Parquet file: footer cut short")
-    return _top_level_columns(_read_schema(_CompactReader(footer)))
+    return _top_level_columns(_schema_elements(_CompactReader(footer)))
 
 
-def _read_schema(r: _CompactReader) -> list[_SchemaElement]:
-    """Read ``FileMetaData`` up to its field 2, the flattened schema tree."""
+def _schema_elements(r: _CompactReader) -> Iterator[_SchemaElement]:
+    """Read ``FileMetaData`` up to its field 2, the flattened schema tree, lazily.
+
+    The elements are yielded one by one, so that those of nested columns are
+    dropped as soon as they are passed; the rest of the footer is never read.
+    """
     for field_id, ftype in r.fields(0):
         if field_id == 2 and ftype == _T_LIST:
             etype, size = r.collection()
             if etype != _T_STRUCT:
                 raise r.corrupt("schema is not a list of structs")
-            return [_read_schema_element(r) for _ in range(size)]
+            for _ in range(size):
+                yield _read_schema_element(r)
+            return
         r.skip_field(ftype, 0)
     raise r.corrupt("no schema")
 
@@ -369,27 +381,27 @@ def _read_logical_type(r: _CompactReader, el: _SchemaElement) -> None:
                 r.skip_field(itype, 3)
 
 
-def _top_level_columns(elements: list[_SchemaElement]) -> dict[str, str]:
-    """Map the root's children to dtypes, skipping over the subtrees of groups."""
-    if not elements:
+def _top_level_columns(elements: Iterator[_SchemaElement]) -> dict[str, str]:
+    """Map the root's children to dtypes, passing over the subtrees of groups."""
+    root = next(elements, None)
+    if root is None:
         raise DataFileError("corrupt Parquet footer: empty schema")
     columns: dict[str, str] = {}
-    i = 1
-    for _ in range(elements[0].num_children):
-        if i >= len(elements):
+    for _ in range(root.num_children):
+        el = next(elements, None)
+        if el is None:
             raise DataFileError("corrupt Parquet footer: schema has fewer elements than declared")
-        el = elements[i]
         if el.name is None:
             raise DataFileError("corrupt Parquet footer: schema element without a name")
         _check_unique(el.name, columns)
         columns[el.name] = "unknown" if el.is_group else _parquet_dtype(el)
-        pending = 1  # elements of this column's subtree still to pass
+        pending = el.num_children  # descendants of this column still to pass
         while pending:
-            if i >= len(elements):
+            descendant = next(elements, None)
+            if descendant is None:
                 raise DataFileError("corrupt Parquet footer: schema tree is cut short")
-            pending += elements[i].num_children - 1
-            i += 1
-    if i != len(elements):
+            pending += descendant.num_children - 1
+    if next(elements, None) is not None:
         raise DataFileError("corrupt Parquet footer: schema has more elements than declared")
     return columns
 
@@ -494,7 +506,7 @@ def _read_csv(path: Path) -> dict[str, str]:
                     break
         except csv.Error as exc:
             raise DataFileError(f"malformed CSV: {exc}", line=reader.line_num) from None
-    for name, kind, was_seen in zip(header, kinds, seen):
+    for name, kind, was_seen in zip(header, kinds, seen, strict=True):
         if was_seen:
             columns[name] = next((dtype for bit, dtype in _KIND_DTYPES if kind & bit), "string")
     return columns

@@ -17,8 +17,6 @@ them.  Every merged value keeps the position of the file it came from, so errors
 at the overlay that set it.
 """
 
-from __future__ import annotations
-
 import copy
 from pathlib import Path
 from typing import Any

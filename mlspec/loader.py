@@ -1,7 +1,8 @@
 """Safe YAML loading that keeps the source position of every node.
 
-mlspec reads YAML 1.2 with ruamel.yaml's parser and composes the document itself,
-from the parser's events, so that it can
+mlspec parses YAML with libyaml (PyYAML's C parser; PyYAML's pure-Python parser
+where libyaml is missing) and composes the document itself from the parser's events,
+so that it can
 
 * keep ``file:line:col`` of every key and value (:class:`Positions`);
 * resolve plain scalars by the YAML 1.2 core schema (``no``, ``on`` and ``0755`` are a
@@ -17,7 +18,6 @@ The result is plain Python data (dict, list, str, int, float, bool, None).
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -221,11 +221,12 @@ class _Composer:
         return SpecError(message, loc.file, loc.line, loc.col, hint=hint, code=code)
 
     def compose(self) -> Document:
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import MarkedYAMLError, YAMLError
-        from ruamel.yaml.reader import ReaderError
+        import yaml
+        from yaml import MarkedYAMLError, YAMLError
+        from yaml.reader import ReaderError
 
-        events = YAML(typ="rt").parse(io.StringIO(self.text))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        events = yaml.parse(self.text, Loader=loader)
         try:
             data = self._stream(events)
         except SpecError:
@@ -233,6 +234,8 @@ class _Composer:
         except ReaderError as exc:
             line, col = _line_col(self.text, exc.position)
             char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+            if exc.position >= len(self.text):  # libyaml reports the index in bytes
+                line, col = 1, 1
             raise SpecError(
                 f"control character U+{char:04X} is not allowed in YAML", self.file, line, col,
                 hint="remove control characters from the file", code="yaml",
@@ -240,6 +243,9 @@ class _Composer:
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "invalid YAML"
+            if "maximum nesting depth" in problem and mark is not None:
+                raise self.fail(f"nesting too deep (more than {MAX_DEPTH} levels)", mark,
+                                hint="flatten the structure", code="too-deep") from None
             if exc.context and exc.problem:
                 problem = f"{exc.context}: {exc.problem}" if "while" not in exc.context else exc.problem
             if mark is None:
@@ -252,7 +258,7 @@ class _Composer:
         return Document(data, self.pos)
 
     def _stream(self, events) -> Any:
-        from ruamel.yaml import events as ev
+        from yaml import events as ev
 
         data: Any = None
         documents = 0
@@ -298,7 +304,7 @@ class _Composer:
         return tag
 
     def _node(self, event, events, path: Path_, depth: int) -> Any:
-        from ruamel.yaml import events as ev
+        from yaml import events as ev
 
         if isinstance(event, ev.AliasEvent):
             if event.anchor not in self.anchors:
@@ -309,7 +315,7 @@ class _Composer:
             return value
         if depth >= MAX_DEPTH:
             raise self.fail(
-                f"nesting deeper than {MAX_DEPTH} levels", event.start_mark,
+                f"nesting too deep (more than {MAX_DEPTH} levels)", event.start_mark,
                 hint="flatten the structure", code="too-deep",
             )
         self.pos.values[path] = self.loc(event.start_mark)
@@ -319,7 +325,7 @@ class _Composer:
         if isinstance(event, ev.ScalarEvent):
             if tag is not None and tag not in (_CORE + "map", _CORE + "seq"):
                 value = _tagged(event.value, tag, self.loc(event.start_mark))
-            elif event.style is None and (tag is None or event.implicit[0]):
+            elif not event.style and (tag is None or event.implicit[0]):
                 value = resolve_plain(event.value)
             else:
                 value = event.value
@@ -338,7 +344,7 @@ class _Composer:
         return value
 
     def _mapping(self, events, path: Path_, depth: int) -> dict:
-        from ruamel.yaml import events as ev
+        from yaml import events as ev
 
         value: dict = {}
         key_marks: dict[Any, Any] = {}
@@ -352,8 +358,8 @@ class _Composer:
                     hint="complex keys ('? ...') are not supported", code="yaml-key",
                 )
             self._check_tag(item)
-            key = resolve_plain(item.value) if item.style is None else item.value
-            if item.style is None and item.value == "<<":
+            key = resolve_plain(item.value) if not item.style else item.value
+            if not item.style and item.value == "<<":
                 merges.append((self._node(next(events), events, path + ("<<",), depth + 1), item.start_mark))
                 continue
             if not isinstance(key, (str, int, bool)) or key is None:

@@ -12,8 +12,6 @@ Checks that need more than one field (references between sections, traffic sums,
 local data files) live in :mod:`mlspec.validate`; checks on a single value live here.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Annotated, Any, Literal, Union
 

@@ -43,7 +43,28 @@ def json_report(errors: list[SpecError], out: IO[str], summary: dict) -> None:
     out.write("\n")
 
 
+def _colour(out: IO[str]) -> bool:
+    """Colour only on a terminal, never with NO_COLOR, always with FORCE_COLOR (as rich does)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _plain(errors: list[SpecError], out: IO[str], ok_message: str, fail_message: str) -> None:
+    for err in errors:
+        out.write(f"{err.location}: {err.severity}: {err.message}\n")
+        if err.hint:
+            out.write(f"  hint: {err.hint}\n")
+    out.write((fail_message if errors else ok_message) + "\n")
+
+
 def text(errors: list[SpecError], out: IO[str], ok_message: str, fail_message: str) -> None:
+    if not _colour(out):  # the same text rich would print, without importing it
+        _plain(errors, out, ok_message, fail_message)
+        return
     from rich.console import Console
     from rich.markup import escape
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import inspect
 import io
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -73,7 +75,11 @@ ARROW_CASES: dict[str, tuple[pa.DataType, list[Any], str]] = {
     "ts_ns": (pa.timestamp("ns"), [EPOCH_MS * 10**6, None], "unix_timestamp"),
     "ts_ms_utc": (pa.timestamp("ms", "UTC"), [EPOCH_MS, None], "unix_timestamp"),
     "ts_us_tz": (pa.timestamp("us", "Europe/Paris"), [EPOCH_MS * 1000, None], "unix_timestamp"),
-    "ts_ns_tz": (pa.timestamp("ns", "America/New_York"), [EPOCH_MS * 10**6, None], "unix_timestamp"),
+    "ts_ns_tz": (
+        pa.timestamp("ns", "America/New_York"),
+        [EPOCH_MS * 10**6, None],
+        "unix_timestamp",
+    ),
     "date32": (pa.date32(), [dt.date(2024, 2, 29), None], "date"),
     "date64": (pa.date64(), [dt.date(1970, 1, 1), None], "date"),
     "decimal_small": (pa.decimal128(5, 2), [Decimal("123.45"), None], "float64"),
@@ -87,7 +93,11 @@ ARROW_CASES: dict[str, tuple[pa.DataType, list[Any], str]] = {
     "binary": (pa.binary(), [b"\x00\xff", None], "bytes"),
     "large_binary": (pa.large_binary(), [b"x", None], "bytes"),
     "fixed_binary": (pa.binary(3), [b"abc", None], "bytes"),
-    "struct": (pa.struct([("a", pa.int32()), ("b", pa.string())]), [{"a": 1, "b": "x"}, None], "unknown"),
+    "struct": (
+        pa.struct([("a", pa.int32()), ("b", pa.string())]),
+        [{"a": 1, "b": "x"}, None],
+        "unknown",
+    ),
     "list": (pa.list_(pa.int64()), [[1, 2], None], "unknown"),
     "large_list": (pa.large_list(pa.string()), [["a"], []], "unknown"),
     "nested_list": (pa.list_(pa.list_(pa.int8())), [[[1]], None], "unknown"),
@@ -98,12 +108,21 @@ WRITE_OPTIONS: list[dict[str, Any]] = [
     {},
     {"compression": "none"},
     {"compression": "gzip", "use_dictionary": False},
-    *({"compression": codec} for codec in ("snappy", "zstd", "brotli", "lz4") if pa.Codec.is_available(codec)),
+    *(
+        {"compression": codec}
+        for codec in ("snappy", "zstd", "brotli", "lz4")
+        if pa.Codec.is_available(codec)
+    ),
     {"version": "1.0"},
     {"version": "2.4", "data_page_version": "2.0"},
     {"use_deprecated_int96_timestamps": True},
     {"coerce_timestamps": "ms", "allow_truncated_timestamps": True},
-    {"store_decimal_as_integer": True},
+    # Decimals as INT32/INT64 rather than FIXED_LEN_BYTE_ARRAY (pyarrow >= 19).
+    *(
+        [{"store_decimal_as_integer": True}]
+        if "store_decimal_as_integer" in inspect.signature(pq.write_table).parameters
+        else []
+    ),
     {"store_schema": False},
     {"use_compliant_nested_type": False},
     {"row_group_size": 1},
@@ -121,7 +140,9 @@ ALL_TYPES_EXPECTED = {name: expected for name, (_, _, expected) in ARROW_CASES.i
 }
 
 
-@pytest.mark.parametrize("options", WRITE_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+@pytest.mark.parametrize(
+    "options", WRITE_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default"
+)
 def test_parquet_all_types(tmp_path: Path, options: dict[str, Any]) -> None:
     path = write_parquet(tmp_path / "all.parquet", all_types_table(), **options)
     assert_columns(path, ALL_TYPES_EXPECTED)
@@ -138,7 +159,9 @@ def test_parquet_extension_types(tmp_path: Path) -> None:
     arrays: dict[str, pa.Array] = {}
     expected: dict[str, str] = {}
     if hasattr(pa, "uuid"):
-        arrays["uuid"] = pa.ExtensionArray.from_storage(pa.uuid(), pa.array([b"0" * 16], pa.binary(16)))
+        arrays["uuid"] = pa.ExtensionArray.from_storage(
+            pa.uuid(), pa.array([b"0" * 16], pa.binary(16))
+        )
         expected["uuid"] = "bytes"
     if hasattr(pa, "json_"):
         arrays["json"] = pa.ExtensionArray.from_storage(pa.json_(), pa.array(['{"a": 1}']))
@@ -154,10 +177,15 @@ def test_parquet_extension_types(tmp_path: Path) -> None:
         (None, {}),  # a RangeIndex is kept as metadata only
         (pd.Index([10, 20, 30]), {"__index_level_0__": "int64"}),
         (pd.Index(["a", "b", "c"], name="key"), {"key": "string"}),
-        (pd.MultiIndex.from_arrays([[1, 2, 3], ["x", "y", "z"]]), {"__index_level_0__": "int64", "__index_level_1__": "string"}),
+        (
+            pd.MultiIndex.from_arrays([[1, 2, 3], ["x", "y", "z"]]),
+            {"__index_level_0__": "int64", "__index_level_1__": "string"},
+        ),
     ],
 )
-def test_parquet_from_pandas(tmp_path: Path, index: pd.Index | None, expected_index: dict[str, str]) -> None:
+def test_parquet_from_pandas(
+    tmp_path: Path, index: pd.Index | None, expected_index: dict[str, str]
+) -> None:
     df = pd.DataFrame(
         {
             "f": [1.0, 2.0, None],
@@ -172,7 +200,15 @@ def test_parquet_from_pandas(tmp_path: Path, index: pd.Index | None, expected_in
     if index is not None:
         df.index = index
     path = write_parquet(tmp_path / "pandas.parquet", pa.Table.from_pandas(df))
-    base = {"f": "float64", "i": "int64", "s": "string", "b": "bool", "t": "unix_timestamp", "tz": "unix_timestamp", "c": "string"}
+    base = {
+        "f": "float64",
+        "i": "int64",
+        "s": "string",
+        "b": "bool",
+        "t": "unix_timestamp",
+        "tz": "unix_timestamp",
+        "c": "string",
+    }
     assert_columns(path, base | expected_index)
 
 
@@ -192,7 +228,9 @@ def test_parquet_format_from_extension_or_argument(tmp_path: Path) -> None:
     table = pa.table({"x": [1]})
     for name in ("a.parquet", "b.PQ", "c.Parquet"):
         assert read_columns(write_parquet(tmp_path / name, table)) == {"x": "int64"}
-    assert read_columns(write_parquet(tmp_path / "data.bin", table), fmt="parquet") == {"x": "int64"}
+    assert read_columns(write_parquet(tmp_path / "data.bin", table), fmt="parquet") == {
+        "x": "int64"
+    }
     assert read_columns(str(tmp_path / "a.parquet")) == {"x": "int64"}
     with pytest.raises(DataFileError, match="not a Parquet file"):
         read_columns(_write(tmp_path / "x.parquet", b"a,b\n1,2\n"))
@@ -201,6 +239,7 @@ def test_parquet_format_from_extension_or_argument(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 # Parquet: random tables
 # --------------------------------------------------------------------------------------
+
 
 def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
     return st.integers(lo, hi)
@@ -220,15 +259,31 @@ RANDOM_CASES: dict[str, tuple[Callable[[], pa.DataType], st.SearchStrategy[Any],
     "float32": (pa.float32, st.floats(width=32), "float32"),
     "float64": (pa.float64, st.floats(), "float64"),
     "timestamp_ms": (lambda: pa.timestamp("ms"), _ints(-(10**12), 10**13), "unix_timestamp"),
-    "timestamp_us_utc": (lambda: pa.timestamp("us", "UTC"), _ints(-(10**15), 10**15).map(lambda v: v * 1000), "unix_timestamp"),
-    "timestamp_ns": (lambda: pa.timestamp("ns"), _ints(-(10**15), 10**15).map(lambda v: v * 1000), "unix_timestamp"),
+    "timestamp_us_utc": (
+        lambda: pa.timestamp("us", "UTC"),
+        _ints(-(10**15), 10**15).map(lambda v: v * 1000),
+        "unix_timestamp",
+    ),
+    "timestamp_ns": (
+        lambda: pa.timestamp("ns"),
+        _ints(-(10**15), 10**15).map(lambda v: v * 1000),
+        "unix_timestamp",
+    ),
     "date32": (pa.date32, st.dates(), "date"),
-    "decimal": (lambda: pa.decimal128(12, 3), _ints(-(10**12) + 1, 10**12 - 1).map(lambda v: Decimal(v).scaleb(-3)), "float64"),
+    "decimal": (
+        lambda: pa.decimal128(12, 3),
+        _ints(-(10**12) + 1, 10**12 - 1).map(lambda v: Decimal(v).scaleb(-3)),
+        "float64",
+    ),
     "string": (pa.string, st.text(max_size=20), "string"),
     "large_string": (pa.large_string, st.text(max_size=20), "string"),
     "binary": (pa.binary, st.binary(max_size=20), "bytes"),
     "fixed_binary": (lambda: pa.binary(4), st.binary(min_size=4, max_size=4), "bytes"),
-    "struct": (lambda: pa.struct([("x", pa.int64())]), st.fixed_dictionaries({"x": _ints(0, 9)}), "unknown"),
+    "struct": (
+        lambda: pa.struct([("x", pa.int64())]),
+        st.fixed_dictionaries({"x": _ints(0, 9)}),
+        "unknown",
+    ),
     "list": (lambda: pa.list_(pa.string()), st.lists(st.text(max_size=3), max_size=3), "unknown"),
 }
 
@@ -241,7 +296,11 @@ def random_tables(draw: st.DrawFn) -> tuple[pa.Table, dict[str, str], dict[str, 
     for name in names:
         kind = draw(st.sampled_from(sorted(RANDOM_CASES) + ["dictionary"]))
         if kind == "dictionary":
-            values = draw(st.lists(st.none() | st.sampled_from(["a", "bb", "ç"]), min_size=n_rows, max_size=n_rows))
+            values = draw(
+                st.lists(
+                    st.none() | st.sampled_from(["a", "bb", "ç"]), min_size=n_rows, max_size=n_rows
+                )
+            )
             arrays.append(pa.array(values, pa.string()).dictionary_encode())
             expected[name] = "string"
             continue
@@ -263,9 +322,15 @@ def random_tables(draw: st.DrawFn) -> tuple[pa.Table, dict[str, str], dict[str, 
     return pa.table(arrays, names=names), expected, options
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(case=random_tables())
-def test_parquet_random_tables(tmp_path: Path, case: tuple[pa.Table, dict[str, str], dict[str, Any]]) -> None:
+def test_parquet_random_tables(
+    tmp_path: Path, case: tuple[pa.Table, dict[str, str], dict[str, Any]]
+) -> None:
     table, expected, options = case
     assert_columns(write_parquet(tmp_path / "random.parquet", table, **options), expected)
 
@@ -342,8 +407,16 @@ EXOTIC_FIELDS: list[Field] = [
     binary(26, b"\x00\xff\xfe"),
     list_field(27, T_TRUE, [b"\x01", b"\x02", b"\x00"]),
     list_field(28, T_I64, [zigzag(v) for v in range(40)], ttype=T_SET),
-    list_field(29, T_STRUCT, [struct(boolean(1, True), list_field(2, T_BINARY, [varint(1) + b"x"]))] * 2),
-    (30, T_MAP, varint(2) + bytes([T_BINARY << 4 | T_LIST]) + (varint(1) + b"k" + list_header(T_DOUBLE, 1) + b"\x00" * 8) * 2),
+    list_field(
+        29, T_STRUCT, [struct(boolean(1, True), list_field(2, T_BINARY, [varint(1) + b"x"]))] * 2
+    ),
+    (
+        30,
+        T_MAP,
+        varint(2)
+        + bytes([T_BINARY << 4 | T_LIST])
+        + (varint(1) + b"k" + list_header(T_DOUBLE, 1) + b"\x00" * 8) * 2,
+    ),
     (31, T_MAP, varint(0)),
     (32, T_MAP, varint(1) + bytes([T_TRUE << 4 | T_STRUCT]) + b"\x01" + struct(i32(1, 5))),
     struct_field(33, struct(struct_field(1, struct(struct_field(1, struct(i32(7, -1))))))),
@@ -381,9 +454,16 @@ def element(
     return struct(*parts, long_form=long_form)
 
 
-def footer(elements: list[bytes], before: list[Field] | None = None, long_form: bool = False) -> bytes:
+def footer(
+    elements: list[bytes], before: list[Field] | None = None, long_form: bool = False
+) -> bytes:
     """A FileMetaData; ``before`` puts fields ahead of the schema."""
-    meta = [i32(1, 2), list_field(2, T_STRUCT, elements), (3, T_I64, zigzag(0)), list_field(4, T_STRUCT, [])]
+    meta = [
+        i32(1, 2),
+        list_field(2, T_STRUCT, elements),
+        (3, T_I64, zigzag(0)),
+        list_field(4, T_STRUCT, []),
+    ]
     return struct(*(before or []), *meta, long_form=long_form)
 
 
@@ -401,7 +481,25 @@ def root(n: int, long_form: bool = False) -> bytes:
 
 
 BOOLEAN, INT32, INT64, INT96, FLOAT, DOUBLE, BYTE_ARRAY, FLBA = range(8)
-CONVERTED = {"UTF8": 0, "ENUM": 4, "DECIMAL": 5, "DATE": 6, "TIME_MILLIS": 7, "TIME_MICROS": 8, "TIMESTAMP_MILLIS": 9, "TIMESTAMP_MICROS": 10, "UINT_8": 11, "UINT_32": 13, "UINT_64": 14, "INT_8": 15, "INT_16": 16, "INT_64": 18, "JSON": 19, "BSON": 20, "INTERVAL": 21}
+CONVERTED = {
+    "UTF8": 0,
+    "ENUM": 4,
+    "DECIMAL": 5,
+    "DATE": 6,
+    "TIME_MILLIS": 7,
+    "TIME_MICROS": 8,
+    "TIMESTAMP_MILLIS": 9,
+    "TIMESTAMP_MICROS": 10,
+    "UINT_8": 11,
+    "UINT_32": 13,
+    "UINT_64": 14,
+    "INT_8": 15,
+    "INT_16": 16,
+    "INT_64": 18,
+    "JSON": 19,
+    "BSON": 20,
+    "INTERVAL": 21,
+}
 
 # (name, physical type, extra fields, expected dtype)
 CRAFTED_COLUMNS: list[tuple[str, int, list[Field], str]] = [
@@ -429,14 +527,29 @@ CRAFTED_COLUMNS: list[tuple[str, int, list[Field], str]] = [
     ("c_uint64", INT64, [i32(6, CONVERTED["UINT_64"])], "int64"),
     ("c_int64", INT64, [i32(6, CONVERTED["INT_64"])], "int64"),
     ("c_dec32", INT32, [i32(6, CONVERTED["DECIMAL"]), i32(7, 2), i32(8, 9)], "float64"),
-    ("c_dec_fixed", FLBA, [i32(2, 8), i32(6, CONVERTED["DECIMAL"]), i32(7, 2), i32(8, 18)], "float64"),
+    (
+        "c_dec_fixed",
+        FLBA,
+        [i32(2, 8), i32(6, CONVERTED["DECIMAL"]), i32(7, 2), i32(8, 18)],
+        "float64",
+    ),
     ("c_interval", FLBA, [i32(2, 12), i32(6, CONVERTED["INTERVAL"])], "unknown"),
     ("l_string", BYTE_ARRAY, [logical(1)], "string"),
     ("l_enum", BYTE_ARRAY, [logical(4)], "string"),
     ("l_decimal", INT64, [logical(5, struct(i32(1, 2), i32(2, 18)))], "float64"),
     ("l_date", INT32, [logical(6)], "date"),
-    ("l_time", INT64, [logical(7, struct(boolean(1, True), struct_field(2, struct(struct_field(2, b"\x00")))))], "unknown"),
-    ("l_ts", INT64, [logical(8, struct(boolean(1, False), struct_field(2, struct(struct_field(3, b"\x00")))))], "unix_timestamp"),
+    (
+        "l_time",
+        INT64,
+        [logical(7, struct(boolean(1, True), struct_field(2, struct(struct_field(2, b"\x00")))))],
+        "unknown",
+    ),
+    (
+        "l_ts",
+        INT64,
+        [logical(8, struct(boolean(1, False), struct_field(2, struct(struct_field(3, b"\x00")))))],
+        "unix_timestamp",
+    ),
     ("l_int8", INT32, [int_logical(8, True)], "int32"),
     ("l_uint16", INT32, [int_logical(16, False)], "int32"),
     ("l_int32", INT32, [int_logical(32, True)], "int32"),
@@ -488,7 +601,11 @@ def test_crafted_footer_agrees_with_pyarrow(tmp_path: Path) -> None:
     """pyarrow accepts the hand-made footer too, so the encoder above is honest."""
     # pyarrow wants num_rows and row_groups; a file without row groups is valid.
     required = i32(3, 0)
-    elements = [root(2), element("x", required, physical=INT64), element("s", required, logical(1), physical=BYTE_ARRAY)]
+    elements = [
+        root(2),
+        element("x", required, physical=INT64),
+        element("s", required, logical(1), physical=BYTE_ARRAY),
+    ]
     path = _write(tmp_path / "tiny.parquet", parquet_bytes(footer(elements, long_form=True)))
     assert pq.read_schema(path).types == [pa.int64(), pa.string()]
     assert_columns(path, {"x": "int64", "s": "string"})
@@ -499,23 +616,50 @@ BAD_FOOTERS: dict[str, tuple[bytes, str]] = {
     "no stop byte": (struct(i32(1, 2))[:-1], "unexpected end"),
     "schema not structs": (struct(list_field(2, T_I32, [zigzag(1)])), "not a list of structs"),
     "empty schema": (footer([]), "empty schema"),
-    "unknown thrift type": (struct((7, 13, b""), list_field(2, T_STRUCT, [root(0)])), "unknown Thrift type 13"),
+    "unknown thrift type": (
+        struct((7, 13, b""), list_field(2, T_STRUCT, [root(0)])),
+        "unknown Thrift type 13",
+    ),
     "type 0 in header": (bytes([0x10]) + b"\x00", "unknown Thrift type 0"),
     "varint too long": (bytes([0x15]) + b"\xff" * 11, "varint longer"),
-    "list overruns": (bytes([0x99, 0xF6]) + varint(2**40), "overruns"),
-    "map overruns": (bytes([0x9B]) + varint(10**9) + b"\x55", "overruns"),
+    "list overruns": (
+        bytes([0x99, 0xF6]) + varint(1000) + b"\x00" * 999,
+        "list of 1000 elements overruns",
+    ),
+    "list too long": (bytes([0x99, 0xF6]) + varint(2**40), "larger than 1000000"),
+    "schema too long": (bytes([0x29, 0xFC]) + varint(10**6 + 1), "larger than 1000000"),
+    "map overruns": (
+        bytes([0x9B]) + varint(500) + b"\x55" + b"\x00" * 998,
+        "map of 500 elements overruns",
+    ),
+    "map too long": (bytes([0x9B]) + varint(10**9) + b"\x55", "larger than 1000000"),
     "binary overruns": (bytes([0x98]) + varint(10**6) + b"abc", "unexpected end"),
     "deep structs": (bytes([0x9C]) + bytes([0x1C]) * 200, "nested more than 64"),
     "deep lists": (bytes([0x99]) + bytes([0x19]) * 200, "nested more than 64"),
-    "deep logical": (footer([element("x", (10, T_STRUCT, bytes([0x1C]) * 200), physical=INT32)]), "nested more than 64"),
+    "deep logical": (
+        footer([element("x", (10, T_STRUCT, bytes([0x1C]) * 200), physical=INT32)]),
+        "nested more than 64",
+    ),
     "negative children": (footer([root(-1)]), "negative num_children"),
     "too few elements": (footer([root(3), element("a", physical=INT32)]), "fewer elements"),
-    "too many elements": (footer([root(1), element("a", physical=INT32), element("b", physical=INT32)]), "more elements"),
-    "group cut short": (footer([root(1), element("g", children=5), element("a", physical=INT32)]), "cut short"),
+    "too many elements": (
+        footer([root(1), element("a", physical=INT32), element("b", physical=INT32)]),
+        "more elements",
+    ),
+    "group cut short": (
+        footer([root(1), element("g", children=5), element("a", physical=INT32)]),
+        "cut short",
+    ),
     "huge root": (footer([root(2**62), element("a", physical=INT32)]), "fewer elements"),
     "nameless column": (footer([root(1), element(None, physical=INT32)]), "without a name"),
-    "name not utf-8": (footer([root(1), element(None, binary(4, b"\xff\xfe"), physical=INT32)]), "not UTF-8"),
-    "duplicate names": (footer([root(2), element("a", physical=INT32), element("a", physical=INT64)]), "duplicate column name"),
+    "name not utf-8": (
+        footer([root(1), element(None, binary(4, b"\xff\xfe"), physical=INT32)]),
+        "not UTF-8",
+    ),
+    "duplicate names": (
+        footer([root(2), element("a", physical=INT32), element("a", physical=INT64)]),
+        "duplicate column name",
+    ),
 }
 
 
@@ -532,7 +676,10 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
     "csv": (b"a,b,c\n1,2,3\n", "does not start with PAR1"),
     "no tail magic": (b"PAR1" + b"\x00" * 20, "does not end with PAR1"),
     "encrypted": (b"PARE" + b"\x00" * 10 + b"\x0a\x00\x00\x00PARE", "encrypted"),
-    "footer longer than file": (b"PAR1" + b"\x00" * 10 + (11).to_bytes(4, "little") + b"PAR1", "footer of 11 bytes in a 22-byte file"),
+    "footer longer than file": (
+        b"PAR1" + b"\x00" * 10 + (11).to_bytes(4, "little") + b"PAR1",
+        "footer of 11 bytes in a 22-byte file",
+    ),
     "footer length max": (b"PAR1" + b"\x00" * 10 + b"\xff\xff\xff\xffPAR1", "truncated"),
 }
 
@@ -572,9 +719,12 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
 # Parquet: fuzzing
 # --------------------------------------------------------------------------------------
 
+
 def _valid_parquet() -> bytes:
     buf = io.BytesIO()
-    df = pd.DataFrame({"i": [1, 2], "s": ["a", "b"], "t": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    df = pd.DataFrame(
+        {"i": [1, 2], "s": ["a", "b"], "t": pd.to_datetime(["2024-01-01", "2024-01-02"])}
+    )
     table = pa.Table.from_pandas(df).append_column("nested", pa.array([{"a": [1]}, None]))
     pq.write_table(table, buf)
     return buf.getvalue()
@@ -595,7 +745,9 @@ def assert_dict_or_data_file_error(path: Path, data: bytes) -> None:
     assert all(isinstance(k, str) and v in DTYPES for k, v in columns.items())
 
 
-FUZZ_SETTINGS = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+FUZZ_SETTINGS = settings(
+    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @st.composite
@@ -640,12 +792,15 @@ def test_fuzz_truncated(tmp_path_factory: pytest.TempPathFactory, cut: int, from
 @FUZZ_SETTINGS
 @given(body=st.binary(max_size=512))
 def test_fuzz_random_footer(tmp_path_factory: pytest.TempPathFactory, body: bytes) -> None:
-    assert_dict_or_data_file_error(tmp_path_factory.getbasetemp() / "fuzz4.parquet", parquet_bytes(body))
+    assert_dict_or_data_file_error(
+        tmp_path_factory.getbasetemp() / "fuzz4.parquet", parquet_bytes(body)
+    )
 
 
 # --------------------------------------------------------------------------------------
 # CSV
 # --------------------------------------------------------------------------------------
+
 
 def write_csv(path: Path, rows: list[list[str]]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -669,7 +824,10 @@ def write_csv(path: Path, rows: list[list[str]]) -> Path:
         (["2024-01-01", "2024-02-29"], "date"),
         (["2024-01-01", "2024-01-01T00:00:00"], "unix_timestamp"),
         (["2024-01-01 12:30", "2024-01-01T12:30:59.123456Z"], "unix_timestamp"),
-        (["2024-06-30T23:59:60+05:30", "2024-01-01T00:00:00-0800", "2024-01-01t00:00:00z"], "unix_timestamp"),
+        (
+            ["2024-06-30T23:59:60+05:30", "2024-01-01T00:00:00-0800", "2024-01-01t00:00:00z"],
+            "unix_timestamp",
+        ),
         ([""], "unknown"),
         (["", " ", ""], "unknown"),
         (["1", "x"], "string"),
@@ -696,7 +854,12 @@ def test_csv_inference(tmp_path: Path, values: list[str], expected: str) -> None
 def test_csv_several_columns_keep_header_order(tmp_path: Path) -> None:
     rows = [["z", "a", "m", "名前"], ["1", "1.5", "true", "x"], ["2", "", "false", "y"]]
     columns = read_columns(write_csv(tmp_path / "d.csv", rows))
-    assert list(columns.items()) == [("z", "int64"), ("a", "float64"), ("m", "bool"), ("名前", "string")]
+    assert list(columns.items()) == [
+        ("z", "int64"),
+        ("a", "float64"),
+        ("m", "bool"),
+        ("名前", "string"),
+    ]
 
 
 def test_csv_looks_only_at_sample_rows(tmp_path: Path) -> None:
@@ -709,11 +872,16 @@ def test_csv_looks_only_at_sample_rows(tmp_path: Path) -> None:
 def test_csv_header_only_and_short_rows(tmp_path: Path) -> None:
     assert read_columns(_write(tmp_path / "h.csv", b"a,b\n")) == {"a": "unknown", "b": "unknown"}
     assert read_columns(_write(tmp_path / "h.csv", b"a,b")) == {"a": "unknown", "b": "unknown"}
-    assert read_columns(_write(tmp_path / "s.csv", b"a,b\n1\n\n2\n")) == {"a": "int64", "b": "unknown"}
+    assert read_columns(_write(tmp_path / "s.csv", b"a,b\n1\n\n2\n")) == {
+        "a": "int64",
+        "b": "unknown",
+    }
 
 
 def test_csv_bom_crlf_quotes_and_blank_lines(tmp_path: Path) -> None:
-    data = '\ufeff\r\n"id","note"\r\n1,"multi\r\nline, with comma"\r\n\r\n2,"say ""hi"""\r\n'.encode()
+    data = (
+        '\ufeff\r\n"id","note"\r\n1,"multi\r\nline, with comma"\r\n\r\n2,"say ""hi"""\r\n'.encode()
+    )
     assert read_columns(_write(tmp_path / "excel.csv", data)) == {"id": "int64", "note": "string"}
 
 
@@ -751,7 +919,12 @@ def test_csv_with_pandas(tmp_path: Path) -> None:
         (b"caf\xc3\xa9,\xc3\n", "not UTF-8", 1, 6),
         (b"a,b\n1,2\n1,2,3\n", "row has 3 fields but the header has 2", 3, None),
         (b"a,b,a\n", "duplicate column name 'a'", 1, None),
-        (b'a\n"' + b"x" * 200_000 + b'"\n', "malformed CSV: field larger than field limit", 2, None),
+        (
+            b'a\n"' + b"x" * 200_000 + b'"\n',
+            "malformed CSV: field larger than field limit",
+            2,
+            None,
+        ),
     ],
 )
 def test_csv_errors(tmp_path: Path, data: bytes, message: str, line: int, col: int | None) -> None:
@@ -804,7 +977,9 @@ def test_compatible_spot_checks() -> None:
     assert compatible("bool", "unknown")
 
 
-@pytest.mark.parametrize("declared, actual", [("unknown", "int32"), ("float", "float64"), ("int64", "integer")])
+@pytest.mark.parametrize(
+    "declared, actual", [("unknown", "int32"), ("float", "float64"), ("int64", "integer")]
+)
 def test_compatible_rejects_unknown_names(declared: str, actual: str) -> None:
     with pytest.raises(ValueError):
         compatible(declared, actual)
@@ -814,6 +989,7 @@ def test_compatible_rejects_unknown_names(declared: str, actual: str) -> None:
 # Stays light
 # --------------------------------------------------------------------------------------
 
+
 def test_import_does_not_pull_in_heavy_libraries(tmp_path: Path) -> None:
     path = write_parquet(tmp_path / "x.parquet", pa.table({"a": [1]}))
     code = (
@@ -821,5 +997,7 @@ def test_import_does_not_pull_in_heavy_libraries(tmp_path: Path) -> None:
         f"d.read_columns({str(path)!r}); "
         "print(sorted({'pyarrow', 'pandas', 'numpy'} & set(sys.modules)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"

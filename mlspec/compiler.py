@@ -1,0 +1,132 @@
+"""The compiler: resolved specs → artefacts (generators) → bytes (renderer).
+
+Pure apart from reading the specs: nothing here writes.  :mod:`mlspec.writer` turns
+the result into files.
+
+Output layout under the output root (``--out``, default ``.``)::
+
+    deploy/<env>/<spec name>/<target files>   everything Argo CD applies, per environment
+    .mlspec/manifest.json                     files mlspec owns, with their hashes
+    .mlspec/inputs.json                       what each (spec, env) was compiled from
+
+Every file belongs to a *scope* ``<spec name>@<env>``; a compile prunes only files of
+the scopes it compiles, plus scopes whose spec file no longer exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from . import __version__
+from .artefact import Artefact
+from .context import Context
+from .errors import SpecError
+from .project import Resolved
+from .registry import Target
+
+INPUTS_FILE = ".mlspec/inputs.json"
+
+
+def scope_of(resolved: Resolved) -> str:
+    return f"{resolved.spec.name}@{resolved.env_name}"
+
+
+def fingerprint(resolved: Resolved, targets: list[Target]) -> str:
+    """Everything generation depends on: mlspec, the targets, the resolved spec + env."""
+    payload = {
+        "mlspec": __version__,
+        "spec": resolved.sha256,
+        "spec_path": resolved.spec_path,
+        "targets": [[t.name, t.value, t.distribution] for t in targets],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def context(resolved: Resolved) -> Context:
+    if resolved.env is None:  # pragma: no cover - callers resolve with environments
+        raise ValueError("compiling needs an environment")
+    return Context(spec=resolved.spec, env=resolved.env, spec_path=resolved.spec_path,
+                   spec_sha256=resolved.sha256)
+
+
+@dataclass
+class Compiled:
+    outputs: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path -> (bytes, scope)
+    inputs: dict[str, dict] = field(default_factory=dict)  # scope -> {"spec": path, "fingerprint": …}
+    errors: list[SpecError] = field(default_factory=list)
+
+
+def _check_path(artefact: Artefact, target: str, ctx: Context) -> str:
+    path = PurePosixPath(artefact.path)
+    if path.is_absolute() or ".." in path.parts or "\\" in artefact.path or not artefact.path:
+        raise ValueError(f"target {target} produced an unsafe path {artefact.path!r}")
+    return path.as_posix()
+
+
+def generate(resolved: Resolved, targets: list[Target]) -> list[tuple[str, Artefact]]:
+    """Run every target on one resolved spec; (target name, artefact) pairs in a stable order."""
+    ctx = context(resolved)
+    out: list[tuple[str, Artefact]] = []
+    for target in targets:
+        generate_fn = target.load()
+        for artefact in generate_fn(ctx):
+            _check_path(artefact, target.name, ctx)
+            out.append((target.name, artefact))
+    return sorted(out, key=lambda pair: pair[1].path)
+
+
+def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
+                     reuse: dict[str, dict] | None = None,
+                     existing: dict[str, tuple[bytes, str]] | None = None) -> Compiled:
+    """Compile every resolved spec.
+
+    ``reuse`` maps scopes to the inputs they were last compiled from; a scope whose
+    fingerprint is unchanged takes its files from ``existing`` instead of being
+    regenerated (so a no-op recompile imports no generator).
+    """
+    from .render import render
+
+    result = Compiled()
+    names: dict[tuple[str, str], str] = {}
+    for resolved in resolved_list:
+        scope = scope_of(resolved)
+        key = (resolved.spec.name, resolved.env_name or "")
+        if key in names and names[key] != resolved.spec_path:
+            loc = resolved.doc.positions.value(("name",))
+            result.errors.append(SpecError(
+                f"spec name '{resolved.spec.name}' is also used by {names[key]}", loc.file, loc.line, loc.col,
+                hint="spec names become output folders and Kubernetes names; they must be unique", code="duplicate-spec",
+            ))
+            continue
+        names[key] = resolved.spec_path
+        fp = fingerprint(resolved, targets)
+        result.inputs[scope] = {"spec": resolved.spec_path, "fingerprint": fp}
+        if reuse and existing is not None and reuse.get(scope, {}).get("fingerprint") == fp:
+            for path, (data, owner) in existing.items():
+                if owner == scope:
+                    result.outputs[path] = (data, scope)
+            continue
+        for target_name, artefact in generate(resolved, targets):
+            data = render(artefact, version=__version__, spec_path=resolved.spec_path, spec_sha256=resolved.sha256)
+            if artefact.path in result.outputs:
+                raise ValueError(f"two artefacts claim {artefact.path} (target {target_name})")
+            result.outputs[artefact.path] = (data, scope)
+    return result
+
+
+def read_inputs(root: Path) -> dict[str, dict]:
+    path = root / INPUTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    scopes = data.get("scopes") if isinstance(data, dict) else None
+    return scopes if isinstance(scopes, dict) else {}
+
+
+def dump_inputs(scopes: dict[str, dict]) -> bytes:
+    body = {"version": 1, "generator": f"mlspec {__version__}", "scopes": dict(sorted(scopes.items()))}
+    return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
