@@ -36,6 +36,8 @@ _PATTERN_MESSAGES = {
     m.IMAGE: "must be a container image reference such as ghcr.io/acme/trainer:1.2",
     units.DURATION_PATTERN: "must be a duration such as 30d, 12h, 90m or 1h30m",
     units.QUANTITY_PATTERN: "must be a Kubernetes quantity such as 500m, 2 or 4Gi",
+    m.MODEL_URI: "must be a URI with a scheme gs://, s3://, pvc://, http(s)://, oci://, hf:// or file://",
+    m.K8S_NAME: "must be a Kubernetes name: lowercase letters, digits, '-' and '.'",
 }
 
 
@@ -126,7 +128,8 @@ def _message(err: dict) -> tuple[str, str | None]:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "string_pattern_mismatch":
-        return _PATTERN_MESSAGES.get(ctx.get("pattern", ""), err["msg"]), None
+        pattern = ctx.get("pattern", "")
+        return _PATTERN_MESSAGES.get(pattern, f"'{err.get('input')}' does not match the pattern {pattern}"), None
     if kind == "literal_error":
         got = err.get("input")
         expected = ctx.get("expected", "")
@@ -149,9 +152,14 @@ def _message(err: dict) -> tuple[str, str | None]:
         return f"expected a list, got {_type_name(err.get('input'))}", None
     msg = err["msg"]
     got = err.get("input")
+    hint = None
     if kind.endswith("_type") or kind.endswith("_parsing"):
         msg = f"{msg[0].lower()}{msg[1:]}, got {_type_name(got)}"
-    return msg[0].lower() + msg[1:], None
+    if kind == "string_type" and isinstance(got, (bool, int, float)):
+        hint = "quote the value to make it a string (YAML reads 0755 as a number, true as a boolean)"
+    elif kind == "bool_type" and isinstance(got, str):
+        hint = "write true or false; YAML 1.2 reads yes/no/on/off as strings"
+    return msg[0].lower() + msg[1:], hint
 
 
 def _type_name(value: Any) -> str:
@@ -170,10 +178,56 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_SHAPE_ERRORS = {"dict_type", "model_type", "model_attributes_type", "list_type", "string_type", "int_type",
+                 "float_type", "bool_type", "none_required", "literal_error", "int_from_float", "union_tag_invalid"}
+
+
+def _node(data: Any, path: tuple) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def locate(doc: Document, path: tuple) -> Location:
+    """Where to report a problem with the value at ``path``.
+
+    A scalar: the value itself.  A whole mapping or list: its key (``replicas:``), not
+    the first line inside the block, which is about something else.
+    """
+    path = tuple(path)
+    if path in doc.positions.keys and isinstance(_node(doc.data, path), (dict, list)):
+        return doc.positions.key(path)
+    return doc.positions.value(path)
+
+
+def _drop_union_mismatches(errors: list[tuple[tuple, Any, dict]]) -> list[tuple[tuple, Any, dict]]:
+    """Drop "wrong type" errors of union members the value was plainly not meant for.
+
+    A value of a ``list | Range`` field that is a mapping fails both members: the list
+    member with "expected a list", the Range member with what is really wrong.  When
+    the same path (or a path below it) has another, more specific error, the shape
+    errors at that path are noise.
+    """
+    out = []
+    for path, rest, err in errors:
+        if err["type"] in _SHAPE_ERRORS:
+            specific = any(
+                other is not err and other["type"] not in _SHAPE_ERRORS and p[: len(path)] == path
+                for p, _, other in errors
+            )
+            if specific:
+                continue
+        out.append((path, rest, err))
+    return out
+
+
 def errors_from_validation(exc: ValidationError, doc: Document, root: type[BaseModel]) -> list[SpecError]:
     out: list[SpecError] = []
-    for err in exc.errors(include_url=False):
-        path, rest = _loc_to_path(doc.data, tuple(err["loc"]))
+    located = [(*_loc_to_path(doc.data, tuple(err["loc"])), err) for err in exc.errors(include_url=False)]
+    for path, rest, err in _drop_union_mismatches(located):
         kind = err["type"]
         if kind == "extra_forbidden":
             key = path[-1] if path else rest
@@ -191,7 +245,13 @@ def errors_from_validation(exc: ValidationError, doc: Document, root: type[BaseM
             out.append(_at(loc, f"missing required key '{missing}'{where}", None, "missing-key", path))
             continue
         message, hint = _message(err)
-        loc = doc.positions.value(path)
+        node = _node(doc.data, path)
+        disc = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
+        if kind == "union_tag_invalid" and isinstance(node, dict) and disc in node:
+            path = path + (disc,)  # point at the unknown tag itself
+            loc = doc.positions.value(path)
+        else:
+            loc = locate(doc, path)
         out.append(_at(loc, f"{dotted(path)}: {message}", hint, kind, path))
     return out
 
@@ -227,7 +287,7 @@ class _Checker:
         self.errors: list[SpecError] = []
 
     def error(self, path: tuple, message: str, hint: str | None = None, code: str = "reference", key: bool = False) -> None:
-        loc = self.doc.positions.key(path) if key else self.doc.positions.value(path)
+        loc = self.doc.positions.key(path) if key else locate(self.doc, path)
         self.errors.append(_at(loc, message, hint, code, path))
 
     def unique(self, items: list, base: tuple, what: str, attr: str = "name") -> None:
@@ -243,7 +303,9 @@ class _Checker:
     def ref(self, path: tuple, name: str, known: list[str], what: str) -> bool:
         if name in known:
             return True
-        hint = did_you_mean(name, known) or (f"defined {what}s: {', '.join(known)}" if known else f"no {what}s are defined")
+        known = list(dict.fromkeys(known))
+        whats = what[:-1] + "ies" if what.endswith("y") else what + "s"
+        hint = did_you_mean(name, known) or (f"defined {whats}: {', '.join(known)}" if known else f"no {whats} are defined")
         self.error(path, f"unknown {what} '{name}'", hint)
         return False
 
@@ -303,9 +365,9 @@ class _Checker:
                 self.error(base + ("timestamp",), f"timestamp column '{src.timestamp}' is not a column of source '{src.name}'",
                            did_you_mean(src.timestamp, list(cols)), "column")
             if cols and src.created_timestamp and src.created_timestamp not in cols:
-                self.error(base + ("created_timestamp",), f"column '{src.created_timestamp}' is not a column of source '{src.name}'",
+                self.error(base + ("created_timestamp",), f"created_timestamp column '{src.created_timestamp}' is not a column of source '{src.name}'",
                            did_you_mean(src.created_timestamp, list(cols)), "column")
-            known[src.name] = cols
+            known.setdefault(src.name, cols)  # a duplicate name is reported; the first one counts
         return known
 
     def file_columns(self, src, base: tuple, declared: dict[str, str]) -> dict[str, str]:
@@ -415,6 +477,8 @@ class _Checker:
             if cols and t.label.column not in cols:
                 self.error(base + ("label", "column"), f"label column '{t.label.column}' is not a column of source '{t.label.source}'",
                            did_you_mean(t.label.column, list(cols)), "column")
+            if cols:
+                self.label_keys(t, cols)
         self.ref(base + ("feature_service",), t.feature_service, [s.name for s in self.spec.features.services], "feature service")
         size = grid_size(t.search)
         if t.search.strategy == "grid" and size > MAX_GRID:
@@ -422,6 +486,19 @@ class _Checker:
             self.error(base + ("search", "parameters"), f"the grid has {size:,} combinations ({dims}); the cap is {MAX_GRID}",
                        "narrow the grid, or use strategy: random with a trials budget", "grid-size")
         self.resources(t.resources, base + ("resources",))
+
+    def label_keys(self, t: m.Training, cols: dict[str, str]) -> None:
+        """Training rows are the label rows: they must carry every join key the features need."""
+        views = dict.fromkeys(view for view, _ in self.spec.served_features(t.feature_service))
+        for view_name in views:
+            for ent in self.spec.view(view_name).entities:
+                entity = self.spec.entity(ent)
+                if entity is not None and entity.join_key not in cols:
+                    self.error(("training", "label", "source"),
+                               f"label source '{t.label.source}' has no column '{entity.join_key}', the join key of entity "
+                               f"'{ent}' that feature view '{view_name}' needs",
+                               f"add '{entity.join_key}' to source '{t.label.source}', or drop '{view_name}' from the feature service",
+                               "column")
 
     def resources(self, res: m.Resources, base: tuple) -> None:
         for key in ("cpu", "memory"):
@@ -501,7 +578,7 @@ def policy_check(spec: m.Spec, doc: Document, env: Any, env_file: str) -> list[S
     p = env.policies
 
     def fail(path: tuple, message: str, policy: str) -> None:
-        out.append(_at(doc.positions.value(path), f"{message} (policy {policy} of environment '{env.name}')",
+        out.append(_at(locate(doc, path), f"{message} (policy {policy} of environment '{env.name}')",
                        f"see {env_file}; override the value for '{env.name}' under overrides.{env.name}", "policy", path))
 
     sv = spec.serving
