@@ -45,8 +45,65 @@ def validate(paths: tuple[Path, ...], env: tuple[str, ...], env_dir: Path | None
     sys.exit(commands.validate(list(paths), _envs(env), env_dir, fmt or reporters.default_format()))
 
 
+def _targets(value: str | None) -> list[str] | None:
+    return [t.strip() for t in value.split(",") if t.strip()] if value else None
+
+
+def _spec_options(func):
+    func = click.option("--environments", "env_dir", type=click.Path(file_okay=False, path_type=Path),
+                        help="Folder of environment files (default: nearest environments/ above the spec).")(func)
+    func = click.option("--env", "-e", "env", multiple=True, help=ENV_HELP)(func)
+    return click.argument("paths", nargs=-1, type=click.Path(path_type=Path))(func)
+
+
+@main.command("compile")
+@_spec_options
+@click.option("--out", "-o", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Output root; files go under deploy/<env>/<spec>/.")
+@click.option("--targets", "-t", help="Comma-separated targets to run (default: all registered).")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 listing stale, missing and extra files (the CI gate).")
+@click.option("--dry-run", is_flag=True, help="Write nothing; list what would be created, updated and pruned.")
+@click.option("--force", is_flag=True, help="Overwrite or prune generated files that were edited by hand.")
+@click.option("--format", "-f", "fmt", type=click.Choice(reporters.FORMATS), default=None,
+              help="Format of problems (default: github when GITHUB_ACTIONS=true, else text).")
+def compile_(paths, env, env_dir, out_root, targets, check, dry_run, force, fmt) -> None:
+    """Compile specs into per-environment GitOps artefacts under --out."""
+    from . import commands
+
+    sys.exit(commands.compile(list(paths), _envs(env), env_dir, out_root, _targets(targets), check=check,
+                              dry_run=dry_run, force=force, fmt=fmt or reporters.default_format()))
+
+
+@main.command()
+@_spec_options
+@click.option("--out", "-o", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Output root to compare with.")
+@click.option("--targets", "-t", help="Comma-separated targets to run (default: all registered).")
+def diff(paths, env, env_dir, out_root, targets) -> None:
+    """Show, as a unified diff, what `mlspec compile` would change (exit 1 if anything)."""
+    from . import commands
+
+    sys.exit(commands.diff(list(paths), _envs(env), env_dir, out_root, _targets(targets), reporters.default_format()))
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--local", is_flag=True, required=True, help="Run on this machine with kfp.local (required for now).")
+@click.option("--env", "-e", "env", default=None, help="Environment to resolve (default: the first found).")
+@click.option("--environments", "env_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of environment files (default: nearest environments/ above the spec).")
+@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".mlspec-run"),
+              show_default=True, help="Where the model, metrics and pipeline artefacts go.")
+def run(spec: Path, local: bool, env: str | None, env_dir: Path | None, out_dir: Path) -> None:
+    """Run SPEC's training pipeline locally (kfp.local): ingest, checks, features, grid, gate, register."""
+    from . import commands
+
+    sys.exit(commands.run_local(spec, env, env_dir, out_dir))
+
+
 @main.command()
 @click.option("--environment", "which", flag_value="environment", help="Print the environment-file schema instead.")
+@click.option("--markdown", "which", flag_value="markdown", help="Print the Markdown field reference (docs/spec.md).")
 @click.option("--spec", "which", flag_value="spec", default=True, hidden=True)
 def schema(which: str) -> None:
     """Print the JSON Schema of mlops.yaml."""

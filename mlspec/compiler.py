@@ -6,11 +6,11 @@ the result into files.
 Output layout under the output root (``--out``, default ``.``)::
 
     deploy/<env>/<spec name>/<target files>   everything Argo CD applies, per environment
-    .mlspec/manifest.json                     files mlspec owns, with their hashes
-    .mlspec/inputs.json                       what each (spec, env) was compiled from
+    .mlspec/manifest.json                     files mlspec owns, with their hashes, and
+                                              the fingerprint each scope was compiled from
 
 Every file belongs to a *scope* ``<spec name>@<env>``; a compile prunes only files of
-the scopes it compiles, plus scopes whose spec file no longer exists.
+the scopes it compiles.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
+from typing import Callable
 
 from . import __version__
 from .artefact import Artefact
@@ -26,9 +27,6 @@ from .context import Context
 from .errors import SpecError
 from .project import Resolved
 from .registry import Target
-
-INPUTS_FILE = ".mlspec/inputs.json"
-
 
 def scope_of(resolved: Resolved) -> str:
     return f"{resolved.spec.name}@{resolved.env_name}"
@@ -78,14 +76,17 @@ def generate(resolved: Resolved, targets: list[Target]) -> list[tuple[str, Artef
     return sorted(out, key=lambda pair: pair[1].path)
 
 
+#: ``previous(scope, fingerprint)``: the files a scope's last compile wrote, if it was
+#: compiled from the same fingerprint and they are intact; else None.
+Previous = Callable[[str, str], "dict[str, bytes] | None"]
+
+
 def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
-                     reuse: dict[str, dict] | None = None,
-                     existing: dict[str, tuple[bytes, str]] | None = None) -> Compiled:
+                     previous: Previous | None = None) -> Compiled:
     """Compile every resolved spec.
 
-    ``reuse`` maps scopes to the inputs they were last compiled from; a scope whose
-    fingerprint is unchanged takes its files from ``existing`` instead of being
-    regenerated (so a no-op recompile imports no generator).
+    A scope that ``previous`` vouches for keeps its files instead of being regenerated,
+    so a recompile where nothing changed imports no generator (and so not kfp).
     """
     from .render import render
 
@@ -104,10 +105,9 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
         names[key] = resolved.spec_path
         fp = fingerprint(resolved, targets)
         result.inputs[scope] = {"spec": resolved.spec_path, "fingerprint": fp}
-        if reuse and existing is not None and reuse.get(scope, {}).get("fingerprint") == fp:
-            for path, (data, owner) in existing.items():
-                if owner == scope:
-                    result.outputs[path] = (data, scope)
+        kept = previous(scope, fp) if previous is not None else None
+        if kept:
+            result.outputs.update({path: (data, scope) for path, data in kept.items()})
             continue
         for target_name, artefact in generate(resolved, targets):
             data = render(artefact, version=__version__, spec_path=resolved.spec_path, spec_sha256=resolved.sha256)
@@ -115,18 +115,3 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
                 raise ValueError(f"two artefacts claim {artefact.path} (target {target_name})")
             result.outputs[artefact.path] = (data, scope)
     return result
-
-
-def read_inputs(root: Path) -> dict[str, dict]:
-    path = root / INPUTS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    scopes = data.get("scopes") if isinstance(data, dict) else None
-    return scopes if isinstance(scopes, dict) else {}
-
-
-def dump_inputs(scopes: dict[str, dict]) -> bytes:
-    body = {"version": 1, "generator": f"mlspec {__version__}", "scopes": dict(sorted(scopes.items()))}
-    return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()

@@ -24,7 +24,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: Python sets __traceback__ & co. on raised exceptions
 class SpecError(Exception):
     """A user-facing problem, located at ``file:line:col``."""
 
@@ -39,6 +39,7 @@ class SpecError(Exception):
 
     def __post_init__(self) -> None:
         Exception.__init__(self, self.message)
+
 
     @property
     def location(self) -> Location:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -100,7 +101,7 @@ def _to_plain(obj: Any, where: str, *, metadata: bool, active: set[int]) -> Any:
         return obj
     if isinstance(obj, str):
         return str.__str__(obj)
-    if isinstance(obj, dict) or isinstance(obj, list) or kind is tuple:
+    if isinstance(obj, (dict, list)) or kind is tuple:
         if id(obj) in active:
             raise TypeError(f"cannot render a cyclic structure: {where} contains itself")
         active.add(id(obj))
@@ -120,7 +121,7 @@ def _to_plain(obj: Any, where: str, *, metadata: bool, active: set[int]) -> Any:
     )
 
 
-def _dict_to_plain(obj: dict, where: str, *, metadata: bool, active: set[int]) -> dict:
+def _dict_to_plain(obj: dict[Any, Any], where: str, *, metadata: bool, active: set[int]) -> dict[Any, Any]:
     keys: dict[Any, Any] = {}
     for key in obj:
         if isinstance(key, str):
@@ -159,7 +160,7 @@ class _PortableDumper(yaml.SafeDumper):
         return True
 
 
-_FastDumper: type | None = None
+_FastDumper: type[yaml.CSafeDumper] | None = None
 if hasattr(yaml, "CSafeDumper"):
 
     class _FastDumper(yaml.CSafeDumper):  # type: ignore[no-redef]
@@ -196,7 +197,7 @@ def _literal_ok(text: str) -> bool:
         ch == "\n"
         or " " <= ch <= "~"
         or ("\xa0" <= ch <= "\ud7ff" and ch not in "\u2028\u2029")
-        or "\ue000" <= ch <= "\ufffd" and ch != "\ufeff"
+        or ("\ue000" <= ch <= "\ufffd" and ch != "\ufeff")
         or "\U00010000" <= ch < "\U0010ffff"
         for ch in text
     )
@@ -227,12 +228,12 @@ def _represent_float(dumper: yaml.BaseDumper, data: float) -> yaml.ScalarNode:
     return dumper.represent_scalar(_FLOAT_TAG, value)
 
 
-def _represent_dict(dumper: yaml.BaseDumper, data: dict) -> yaml.MappingNode:
+def _represent_dict(dumper: yaml.BaseDumper, data: dict[Any, Any]) -> yaml.MappingNode:
     # ``to_plain`` already put the keys in order; keep it.
     return dumper.represent_mapping(_MAP_TAG, list(data.items()), flow_style=False)
 
 
-def _represent_list(dumper: yaml.BaseDumper, data: list) -> yaml.SequenceNode:
+def _represent_list(dumper: yaml.BaseDumper, data: list[Any]) -> yaml.SequenceNode:
     return dumper.represent_sequence(_SEQ_TAG, data, flow_style=False)
 
 
@@ -242,17 +243,19 @@ _REPRESENTERS: dict[type, Callable[..., yaml.Node]] = {
     dict: _represent_dict,
     list: _represent_list,
 }
-for _dumper in (_PortableDumper, _FastDumper):
-    if _dumper is not None:
-        _dumper.add_implicit_resolver(_FLOAT_TAG, _NUMBER_LIKE, list("-+.0123456789"))
-        for _type, _representer in _REPRESENTERS.items():
-            _dumper.add_representer(_type, _representer)
+_DUMPERS: list[type[yaml.SafeDumper] | type[yaml.CSafeDumper]] = [_PortableDumper]
+if _FastDumper is not None:
+    _DUMPERS.append(_FastDumper)
+for _dumper in _DUMPERS:
+    _dumper.add_implicit_resolver(_FLOAT_TAG, _NUMBER_LIKE, list("-+.0123456789"))
+    for _type, _representer in _REPRESENTERS.items():
+        _dumper.add_representer(_type, _representer)
 
+#: Keys up to this many UTF-8 bytes are simple (``key: value``) for both emitters.
+_SHORT_KEY_BYTES = 120
 #: Characters libyaml escapes but PyYAML's emitter writes as they are: U+0085 and
 #: everything outside the Basic Multilingual Plane (emoji, ...), plus lone surrogates,
 #: which libyaml cannot even encode.
-#: Keys up to this many UTF-8 bytes are simple (``key: value``) for both emitters.
-_SHORT_KEY_BYTES = 120
 _LIBYAML_DIFFERS = re.compile("[\x85\ud800-\udfff\U00010000-\U0010ffff]")
 
 
@@ -353,13 +356,10 @@ def render(artefact: Artefact, *, version: str, spec_path: str, spec_sha256: str
     """
     if artefact.kind == "json":
         return dump_json(artefact.content).encode("utf-8")
+    shebang = ""
     if artefact.kind == "yaml":
         prefix = "#"
-        if artefact.multi_document:
-            body = dump_yaml_documents(artefact.content)
-        else:
-            body = dump_yaml(artefact.content)
-        first = ""
+        body = dump_yaml_documents(artefact.content) if artefact.multi_document else dump_yaml(artefact.content)
     else:
         if not isinstance(artefact.content, str):
             raise TypeError(
@@ -367,9 +367,9 @@ def render(artefact: Artefact, *, version: str, spec_path: str, spec_sha256: str
             )
         prefix = artefact.comment_prefix
         text = artefact.content.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
-        first, body = "", text + "\n" if text else ""
         if text.startswith("#!"):
-            first, _, rest = body.partition("\n")
-            first, body = first + "\n", rest
+            shebang, _, text = text.partition("\n")
+            shebang += "\n"
+        body = text + "\n" if text else ""
     header = "".join(f"{prefix} {line}\n" for line in header_lines(version, spec_path, spec_sha256))
-    return (first + header + body).encode("utf-8")
+    return (shebang + header + body).encode("utf-8")

@@ -1,0 +1,920 @@
+"""The only place that writes compiled output to disk.
+
+Layout
+    Every generated file lives under one output root (``mlspec compile --out DIR``).
+    mlspec's own state lives in ``<root>/.mlspec/``:
+
+    * ``manifest.json`` -- the ownership manifest, meant to be committed with the output::
+
+          {"files": {"deploy/dev/churn/kserve.yaml": {"scope": "churn@dev", "sha256": "..."}},
+           "generator": "mlspec 0.1.0", "version": 1}
+
+      It lists every file mlspec wrote, with the SHA-256 of the bytes it wrote and the
+      scope (an opaque string chosen by the compiler, e.g. ``churn`` or ``churn@dev``)
+      that produced it.  mlspec only ever overwrites or deletes files listed here, and
+      only when they still hold what mlspec wrote (unless forced);
+    * ``lock`` -- an ``flock`` lock serialising mlspec processes on this root;
+    * ``txn/``, ``journal.tmp``, ``journal.json`` -- a write in progress (see below);
+    * ``.gitignore`` -- keeps the three above out of git.
+
+Writes are transactions
+    :func:`apply` stages every new file in ``.mlspec/txn/`` (fsynced), writes a journal
+    of the renames and deletions to perform, and commits by renaming ``journal.tmp`` to
+    ``journal.json``.  Until then the tree is untouched.  It then moves the staged files
+    into place one ``os.replace`` at a time, deletes pruned files, replaces the manifest
+    and removes the journal.  Every entry point (:func:`plan`, :func:`check`,
+    :func:`apply`, :func:`recover`) first completes a committed journal left by a crash
+    (roll forward) or discards uncommitted staging, so every mlspec operation sees
+    either the whole old tree or the whole new tree, even after ``SIGKILL`` or power loss.
+
+Paths
+    Output paths are relative POSIX paths.  Anything that could write outside the root
+    is refused: absolute paths, ``.``/``..``/empty components, backslashes, NUL bytes,
+    paths in ``.mlspec/``, and paths whose target or any existing parent directory is a
+    symbolic link (wherever it points: the writer never follows links).
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import signal
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from mlspec import __version__
+from mlspec.errors import SpecError, SpecErrors
+from mlspec.render import dump_json, sha256_hex
+
+__all__ = [
+    "CRASH_AT_ENV",
+    "MANIFEST_PATH",
+    "Owned",
+    "Plan",
+    "Problem",
+    "Result",
+    "apply",
+    "check",
+    "diff",
+    "display",
+    "plan",
+    "recover",
+]
+
+STATE_DIR = ".mlspec"
+#: The manifest's path relative to the output root.
+MANIFEST_PATH = f"{STATE_DIR}/manifest.json"
+MANIFEST_VERSION = 1
+JOURNAL_VERSION = 1
+#: At most this many lines of unified diff per stale file in :func:`check`.
+DIFF_LINES = 20
+
+#: Test hook for the kill tests: with ``MLSPEC_WRITER_CRASH_AT=N`` in the environment,
+#: a write (or a recovery) SIGKILLs its own process right after its N-th step (staging
+#: a file, committing the journal, one rename or deletion, replacing the manifest, ...).
+#: Unset, it costs one environment lookup per write.
+CRASH_AT_ENV = "MLSPEC_WRITER_CRASH_AT"
+
+_GITIGNORE = b"/lock\n/txn/\n/journal.tmp\n/journal.json\n"
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------- data types
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A manifest entry: what mlspec wrote at a path, and for which scope."""
+
+    sha256: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`apply` would do to ``root``; computed by :func:`plan`, writes nothing.
+
+    ``create``: paths with no file yet; ``update``: owned files to rewrite (their content
+    or their manifest entry changes); ``unchanged``: owned files already right;
+    ``prune``: owned files of the planned ``scopes`` that are no longer generated;
+    ``conflicts``: why the plan cannot be applied (empty when it can).
+    """
+
+    root: Path
+    outputs: Mapping[str, tuple[bytes, str]]
+    scopes: frozenset[str]
+    force: bool
+    create: list[str]
+    update: list[str]
+    unchanged: list[str]
+    prune: list[str]
+    conflicts: list[SpecError]
+    #: The manifest as found on disk, and as :func:`apply` would write it.
+    manifest: Mapping[str, Owned]
+    new_manifest: Mapping[str, Owned]
+    #: SHA-256 of the regular file currently at each output or prunable path.
+    on_disk: Mapping[str, str]
+    #: What the compiler recorded per scope (e.g. the fingerprint of its inputs), as
+    #: found in the manifest and as :func:`apply` would write it.
+    scope_info: Mapping[str, Any] = None  # type: ignore[assignment]
+    new_scope_info: Mapping[str, Any] = None  # type: ignore[assignment]
+
+    @property
+    def changed(self) -> bool:
+        """Whether applying the plan would write anything."""
+        return bool(self.create or self.update or self.prune or self.scope_info != self.new_scope_info)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A difference between the output tree and what compiling would produce."""
+
+    path: str  # relative to the root
+    kind: Literal["stale", "missing", "extra"]
+    file: str  # the path as the user sees it (root joined with path)
+    diff: str = ""  # a short unified diff, for "stale"
+
+    def to_error(self) -> SpecError:
+        """This problem as a user-facing error."""
+        return SpecError(
+            _PROBLEM_MESSAGES[self.kind],
+            file=self.file,
+            hint="run `mlspec compile` and commit the result",
+            code=f"output-{self.kind}",
+        )
+
+
+_PROBLEM_MESSAGES = {
+    "stale": "generated file is out of date",
+    "missing": "generated file is missing",
+    "extra": "file is no longer generated and would be pruned",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """What :func:`apply` did."""
+
+    created: list[str]
+    updated: list[str]
+    pruned: list[str]
+    unchanged: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.pruned)
+
+
+# ------------------------------------------------------------------------ public API
+
+
+def plan(
+    root: Path | str,
+    outputs: Mapping[str, tuple[bytes, str]],
+    scopes: set[str] | frozenset[str],
+    *,
+    force: bool = False,
+    scope_info: Mapping[str, Any] | None = None,
+) -> Plan:
+    """Compare ``outputs`` (relative path -> (bytes, scope)) with the tree under ``root``.
+
+    Files owned by a scope in ``scopes`` that are not in ``outputs`` are pruned; files
+    of other scopes and files mlspec does not own are left alone.  ``force`` allows
+    overwriting or pruning owned files that were edited by hand; nothing ever allows
+    overwriting a file mlspec does not own or writing outside the root.
+
+    ``scope_info`` (scope → JSON-able data, e.g. the fingerprint of what the scope was
+    compiled from) is recorded in the manifest for the planned scopes, replacing what
+    was recorded for them; other scopes' records are kept.
+    """
+    root = Path(root)
+    for rel, value in outputs.items():
+        if not (
+            isinstance(rel, str)
+            and isinstance(value, tuple)
+            and len(value) == 2
+            and isinstance(value[0], bytes)
+            and isinstance(value[1], str)
+        ):
+            raise TypeError(f"outputs must map str paths to (bytes, scope) tuples, got {rel!r}: {value!r:.80}")
+    _check_root(root, create=False)
+    frozen = dict(outputs)
+    info = dict(scope_info or {})
+    return _consistent_read(root, lambda: _compute_plan(root, frozen, frozenset(scopes), force, info))
+
+
+def check(plan: Plan) -> list[Problem]:
+    """For ``mlspec compile --check``: how the tree differs from ``plan``'s outputs.
+
+    Compares content only, whoever owns the files: ``missing`` (nothing there),
+    ``stale`` (different bytes; with a diff of at most :data:`DIFF_LINES` lines) and
+    ``extra`` (an owned file :func:`apply` would prune).  When the files are all right
+    but the manifest would change, the manifest itself is reported stale.  Conflicts
+    are not repeated here; they are in ``plan.conflicts``.  Writes nothing, except to
+    complete a write that a crash interrupted.
+    """
+    return _consistent_read(plan.root, lambda: _problems(plan, limit=DIFF_LINES, every_diff=False))
+
+
+def diff(plan: Plan) -> str:
+    """The differences :func:`check` finds, as one complete unified diff ("" if none):
+    missing files are diffed against ``/dev/null``, extra files to it."""
+    problems = _consistent_read(plan.root, lambda: _problems(plan, limit=None, every_diff=True))
+    return "".join(problem.diff for problem in problems)
+
+
+def apply(plan: Plan) -> Result:
+    """Make the tree match ``plan``, atomically; raise :class:`SpecErrors` on conflicts.
+
+    The plan is recomputed under the lock, so changes made since :func:`plan` ran are
+    taken into account.  When nothing changes, nothing is written (mtimes included).
+    """
+    root = plan.root
+    _check_root(root, create=True)
+    with _ExclusiveLock(root):
+        _recover_locked(root, _crash_hook())
+        fresh = _recompute(plan)
+        if fresh.conflicts:
+            raise SpecErrors(fresh.conflicts)
+        if fresh.changed:
+            step = _crash_hook()
+            journal = _stage(fresh, step)
+            _roll_forward(root, journal, step)
+            _finish(root, step)
+    return Result(created=fresh.create, updated=fresh.update, pruned=fresh.prune, unchanged=fresh.unchanged)
+
+
+def recover(root: Path | str) -> str:
+    """Finish or discard a write that a crash interrupted.
+
+    Returns ``"rolled-forward"`` (a committed write was completed: the tree is new),
+    ``"discarded"`` (an uncommitted one was dropped: the tree is old) or ``"clean"``.
+    """
+    root = Path(root)
+    _check_root(root, create=False)
+    if not _pending(root):
+        return "clean"
+    with _ExclusiveLock(root):
+        return _recover_locked(root, _crash_hook())
+
+
+def display(root: Path, rel: str) -> str:
+    """``rel`` as the user sees it (joined as text: an absolute ``rel`` stays below root)."""
+    return f"{root}/{rel}"
+
+
+# -------------------------------------------------------------------------- planning
+
+
+def _recompute(plan: Plan) -> Plan:
+    requested = {scope: info for scope, info in plan.new_scope_info.items() if scope in plan.scopes}
+    return _compute_plan(plan.root, plan.outputs, plan.scopes, plan.force, requested)
+
+
+def _compute_plan(root: Path, outputs: Mapping[str, tuple[bytes, str]], scopes: frozenset[str], force: bool,
+                  scope_info: Mapping[str, Any]) -> Plan:
+    """The plan, from the manifest and the files on disk (the caller holds the lock)."""
+    manifest = _read_manifest(root)
+    old_info = _read_scope_info(root)
+    new_info = {scope: info for scope, info in old_info.items() if scope not in scopes}
+    new_info.update(scope_info)
+    conflicts: list[SpecError] = []
+    create: list[str] = []
+    update: list[str] = []
+    unchanged: list[str] = []
+    prune: list[str] = []
+    on_disk: dict[str, str] = {}
+    candidates = sorted(rel for rel, owned in manifest.items() if owned.scope in scopes and rel not in outputs)
+    removable = frozenset(candidates)
+    output_dirs = {rel.rsplit("/", depth)[0] for rel in outputs for depth in range(1, rel.count("/") + 1)}
+
+    def conflict(rel: str, message: str, hint: str) -> None:
+        conflicts.append(SpecError(message, file=display(root, rel), hint=hint, code="output-conflict"))
+
+    for rel in sorted(outputs):
+        data, scope = outputs[rel]
+        reason = _path_error(rel) or ("is also a directory of other outputs" if rel in output_dirs else None)
+        if reason:
+            conflict(rel, f"refusing to write {rel!r}: the path {reason}", _PATH_HINT)
+            continue
+        blocked, digest = _inspect(root, rel, removable=removable)
+        if blocked:
+            conflict(rel, f"refusing to write {rel}: {blocked}", _LINK_HINT)
+            continue
+        new = sha256_hex(data)
+        owned = manifest.get(rel)
+        if digest is None:
+            create.append(rel)
+            continue
+        on_disk[rel] = digest
+        if owned is None:
+            conflict(
+                rel,
+                f"{rel} exists but is not owned by mlspec (it is not in {MANIFEST_PATH}); refusing to overwrite it",
+                "move it away or delete it yourself, then compile again",
+            )
+        elif digest not in (owned.sha256, new) and not force:
+            conflict(
+                rel,
+                f"{rel} was edited by hand since mlspec generated it; refusing to overwrite it",
+                "move the change into the spec, or compile with --force to discard it",
+            )
+        elif digest == new and owned == Owned(new, scope):
+            unchanged.append(rel)
+        else:
+            update.append(rel)
+
+    for rel in candidates:
+        owned = manifest[rel]
+        reason = _path_error(rel)
+        if reason:
+            conflict(rel, f"{MANIFEST_PATH} lists {rel!r}, whose path {reason}; refusing to delete it", _PATH_HINT)
+            continue
+        blocked, digest = _inspect(root, rel, deleting=True)
+        if blocked:
+            conflict(rel, f"refusing to delete {rel}: {blocked}", _LINK_HINT)
+            continue
+        if digest is not None:
+            on_disk[rel] = digest
+            if digest != owned.sha256 and not force:
+                conflict(
+                    rel,
+                    f"{rel} is no longer generated but was edited by hand since; refusing to delete it",
+                    "delete it yourself, or compile with --force to delete it",
+                )
+                continue
+        prune.append(rel)
+
+    new_manifest = {rel: owned for rel, owned in manifest.items() if rel not in prune}
+    new_manifest.update({rel: Owned(sha256_hex(data), scope) for rel, (data, scope) in outputs.items()})
+    return Plan(
+        root=root,
+        outputs=outputs,
+        scopes=scopes,
+        force=force,
+        create=create,
+        update=update,
+        unchanged=unchanged,
+        prune=prune,
+        conflicts=conflicts,
+        manifest=manifest,
+        new_manifest=dict(sorted(new_manifest.items())),
+        on_disk=on_disk,
+        scope_info=old_info,
+        new_scope_info=dict(sorted(new_info.items())),
+    )
+
+
+_PATH_HINT = "output paths must be relative POSIX paths inside the output directory"
+_LINK_HINT = (
+    "mlspec never writes through symbolic links or over directories; "
+    "replace it with a plain directory or move it away"
+)
+
+
+def _path_error(rel: str) -> str | None:
+    """Why ``rel`` is not a safe relative output path, or None."""
+    if rel == "":
+        return "is empty"
+    if "\0" in rel:
+        return "contains a NUL byte"
+    if "\\" in rel:
+        return "contains a backslash (use '/')"
+    if rel.startswith("/"):
+        return "is absolute"
+    parts = rel.split("/")
+    if "" in parts:
+        return "has an empty component"
+    if "." in parts or ".." in parts:
+        return "has a '.' or '..' component"
+    if parts[0].casefold() == STATE_DIR:
+        return f"is inside mlspec's state directory {STATE_DIR}/"
+    return None
+
+
+def _inspect(
+    root: Path, rel: str, *, removable: frozenset[str] = frozenset(), deleting: bool = False
+) -> tuple[str | None, str | None]:
+    """``(why the path is blocked, SHA-256 of the regular file there)``; both None if free.
+
+    Parent directories are walked with ``lstat``, never followed: a symbolic link on the
+    way blocks the path.  So does a parent that is not a directory, unless it is in
+    ``removable`` (an owned file the same write prunes) or we are ``deleting`` (then
+    there is simply nothing to delete), and a directory at the path itself, unless
+    all it holds are ``removable`` files (pruning then removes it).
+    """
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        parent = "/".join(parts[:depth])
+        try:
+            mode = os.lstat(root / parent).st_mode
+        except FileNotFoundError:
+            return None, None
+        if stat.S_ISLNK(mode):
+            return f"its parent directory {parent} is a symbolic link", None
+        if not stat.S_ISDIR(mode):
+            if deleting or parent in removable:
+                return None, None
+            return f"its parent {parent} is not a directory", None
+    try:
+        mode = os.lstat(root / rel).st_mode
+    except FileNotFoundError:
+        return None, None
+    if stat.S_ISLNK(mode):
+        return "it is a symbolic link", None
+    if stat.S_ISDIR(mode) and not deleting:
+        if _only_removable(root, rel, removable):
+            return None, None
+        return "it is a directory holding files that are not being pruned", None
+    if not stat.S_ISREG(mode):
+        return "it is a directory or special file", None
+    return None, sha256_hex(_read_regular(root / rel) or b"")
+
+
+def _only_removable(root: Path, rel: str, removable: frozenset[str]) -> bool:
+    """Whether pruning empties the directory ``rel`` so that it gets removed: it holds
+    only ``removable`` files and directories that have such files inside."""
+    directories: set[str] = set()
+    emptied: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root / rel):  # never follows links
+        base = Path(dirpath).relative_to(root).as_posix()
+        directories.add(base)
+        if any(os.path.islink(os.path.join(dirpath, name)) for name in dirnames):
+            return False
+        for name in filenames:
+            if f"{base}/{name}" not in removable:
+                return False
+            directory = base
+            while directory not in emptied and directory != rel:
+                emptied.add(directory)
+                directory = directory.rsplit("/", 1)[0]
+            emptied.add(rel)
+    return directories == emptied
+
+
+# ----------------------------------------------------------------------------- check
+
+
+def _problems(plan: Plan, *, limit: int | None, every_diff: bool) -> list[Problem]:
+    """:func:`check`'s findings, with diffs cut to ``limit`` lines; missing and extra
+    files get a diff too with ``every_diff``."""
+    root = plan.root
+    fresh = _recompute(plan)
+    found: list[Problem] = []
+    for rel, (data, _scope) in sorted(fresh.outputs.items()):
+        digest = fresh.on_disk.get(rel)
+        if digest is None:
+            text = _diff(rel, None, data, limit) if every_diff else ""
+            found.append(Problem(rel, "missing", display(root, rel), text))
+        elif digest != sha256_hex(data):
+            text = _diff(rel, _read_regular(root / rel) or b"", data, limit)
+            found.append(Problem(rel, "stale", display(root, rel), text))
+    for rel, owned in sorted(fresh.manifest.items()):
+        if owned.scope in fresh.scopes and rel not in fresh.outputs and rel in fresh.on_disk:
+            text = _diff(rel, _read_regular(root / rel) or b"", None, limit) if every_diff else ""
+            found.append(Problem(rel, "extra", display(root, rel), text))
+    if not found and fresh.changed:
+        old = _read_regular(root / MANIFEST_PATH) or b""
+        text = _diff(MANIFEST_PATH, old, _manifest_bytes(fresh.new_manifest, fresh.new_scope_info), limit)
+        found.append(Problem(MANIFEST_PATH, "stale", display(root, MANIFEST_PATH), text))
+    return found
+
+
+def _diff(rel: str, old: bytes | None, new: bytes | None, limit: int | None) -> str:
+    """A unified diff, as git shows it (None: the file does not exist), cut to ``limit`` lines."""
+    lines = list(
+        difflib.unified_diff(
+            _diff_lines(old),
+            _diff_lines(new),
+            "/dev/null" if old is None else f"a/{rel}",
+            "/dev/null" if new is None else f"b/{rel}",
+        )
+    )
+    if limit is not None and len(lines) > limit:
+        lines = lines[:limit] + [f"... ({len(lines) - limit} more diff lines)\n"]
+    return "".join(lines)
+
+
+def _diff_lines(data: bytes | None) -> list[str]:
+    """``data``'s lines, each ending in a newline; a missing final one is marked."""
+    lines = [line + "\n" for line in (data or b"").decode("utf-8", "replace").split("\n")]
+    if lines[-1] == "\n":
+        lines.pop()
+    else:
+        lines[-1] += "\\ No newline at end of file\n"
+    return lines
+
+
+# ------------------------------------------------------------------- manifest, files
+
+
+def _manifest_bytes(files: Mapping[str, Owned], scope_info: Mapping[str, Any]) -> bytes:
+    document = {
+        "version": MANIFEST_VERSION,
+        "generator": f"mlspec {__version__}",
+        "files": {rel: {"sha256": owned.sha256, "scope": owned.scope} for rel, owned in files.items()},
+    }
+    if scope_info:
+        document["scopes"] = dict(scope_info)
+    return dump_json(document).encode("utf-8")
+
+
+def _read_scope_info(root: Path) -> dict[str, Any]:
+    """The manifest's per-scope records (``{}`` when there are none); the manifest itself
+    was already checked by :func:`_read_manifest`."""
+    raw = _read_regular(root / MANIFEST_PATH)
+    if not raw:
+        return {}
+    try:
+        scopes = json.loads(raw.decode("utf-8")).get("scopes", {})
+    except (ValueError, AttributeError):
+        return {}
+    return dict(scopes) if isinstance(scopes, dict) else {}
+
+
+def read_scope_info(root: Path | str) -> dict[str, Any]:
+    """What the last compile recorded per scope in ``root``'s manifest (read-only)."""
+    return _read_scope_info(Path(root))
+
+
+def owned_files(root: Path | str) -> dict[str, Owned]:
+    """The manifest's files, as recorded (read-only; ``{}`` without a manifest)."""
+    return _read_manifest(Path(root))
+
+
+def read_owned(root: Path | str, rel: str, sha256: str) -> bytes | None:
+    """The bytes of owned file ``rel`` if it still holds exactly ``sha256``, else None."""
+    root = Path(root)
+    if _path_error(rel) or _inspect(root, rel)[0]:
+        return None
+    data = _read_regular(root / rel)
+    return data if data is not None and sha256_hex(data) == sha256 else None
+
+
+def _read_manifest(root: Path) -> dict[str, Owned]:
+    path = root / MANIFEST_PATH
+    try:
+        raw = _read_regular(path, missing_ok=False)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise _manifest_error(root, f"cannot read it: {exc.strerror or exc}") from exc
+    if raw is None:
+        raise _manifest_error(root, "it is not a regular file")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        raise _manifest_error(root, f"it is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
+        raise _manifest_error(root, f"it is not a version {MANIFEST_VERSION} mlspec manifest")
+    files = document.get("files")
+    if not isinstance(files, dict):
+        raise _manifest_error(root, "its 'files' is not an object")
+    manifest: dict[str, Owned] = {}
+    for rel, entry in files.items():
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        scope = entry.get("scope") if isinstance(entry, dict) else None
+        if not (isinstance(digest, str) and len(digest) == 64 and isinstance(scope, str)):
+            raise _manifest_error(root, f"its entry for {rel!r} needs a 'sha256' and a 'scope'")
+        manifest[rel] = Owned(digest, scope)
+    return manifest
+
+
+def _manifest_error(root: Path, reason: str) -> SpecError:
+    return SpecError(
+        f"cannot use the ownership manifest: {reason}",
+        file=display(root, MANIFEST_PATH),
+        hint="restore it from version control; without it mlspec cannot tell which files it may change",
+        code="manifest-invalid",
+    )
+
+
+def _read_regular(path: Path, *, missing_ok: bool = True) -> bytes | None:
+    """The bytes of the regular file at ``path`` without following a final symlink;
+    None if it is something else (or missing, with ``missing_ok``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link
+            return None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def _sha_of(path: Path) -> str | None:
+    data = _read_regular(path)
+    return None if data is None else sha256_hex(data)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_root(root: Path, *, create: bool) -> None:
+    """Refuse an output root that exists but is not a directory; create it if asked."""
+    try:
+        if create:
+            os.makedirs(root, exist_ok=True)
+        elif os.path.lexists(root) and not root.is_dir():
+            raise NotADirectoryError(root)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise SpecError(
+            "the output directory is not a directory", file=str(root), hint="choose another --out", code="output-root"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- locking
+
+
+def _state_dir(root: Path, *, create: bool) -> Path:
+    """``<root>/.mlspec``, checked to be a real directory if it exists (or is created)."""
+    state = root / STATE_DIR
+    if create:
+        try:
+            os.mkdir(state)
+        except FileExistsError:
+            pass
+        else:
+            _write_durably(state / ".gitignore", _GITIGNORE)
+    try:
+        mode = os.lstat(state).st_mode
+    except FileNotFoundError:
+        return state
+    if not stat.S_ISDIR(mode):
+        raise SpecError(
+            f"{STATE_DIR} is not a directory (is it a symbolic link?)",
+            file=str(state),
+            hint=f"remove it; mlspec keeps its ownership manifest in {STATE_DIR}/",
+            code="output-root",
+        )
+    return state
+
+
+def _pending(root: Path) -> bool:
+    """Whether a write was interrupted (a journal or staging area is left)."""
+    state = root / STATE_DIR
+    return any(os.path.lexists(state / name) for name in ("journal.json", "journal.tmp", "txn"))
+
+
+class _ExclusiveLock:
+    """``with _ExclusiveLock(root):`` -- hold the root's lock, creating it if needed.
+
+    A class rather than ``@contextmanager``: that one re-raises by assigning
+    ``__traceback__``, which a frozen :class:`SpecError` refuses.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        state = _state_dir(self._root, create=True)
+        self._fd = os.open(state / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self._fd)
+
+
+def _consistent_read(root: Path, read: Callable[[], _T]) -> _T:
+    """``read()`` while no other mlspec process writes, after completing an interrupted write.
+
+    Takes a shared lock, so that reading writes nothing.  Without a lock file no write
+    has ever started here; reading then needs no lock if the file is still absent
+    afterwards (a write creates it before touching anything).
+    """
+    lock = root / STATE_DIR / "lock"
+    while True:
+        if _pending(root):
+            with _ExclusiveLock(root):
+                _recover_locked(root, _crash_hook())
+                return read()
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            result = read()
+            if not os.path.lexists(lock):
+                return result
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if not _pending(root):
+                return read()
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------- transactions
+
+
+def _crash_hook() -> Callable[[], None]:
+    """A ``step()`` callback implementing :data:`CRASH_AT_ENV`."""
+    limit = os.environ.get(CRASH_AT_ENV)
+    if not limit:
+        return lambda: None
+    remaining = [int(limit)]
+
+    def step() -> None:
+        remaining[0] -= 1
+        if remaining[0] <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return step
+
+
+def _stage(fresh: Plan, step: Callable[[], None]) -> dict[str, Any]:
+    """Stage the new files and manifest, then commit the journal; returns the journal."""
+    state = fresh.root / STATE_DIR
+    txn = state / "txn"
+    os.mkdir(txn)
+    renames = []
+    for index, rel in enumerate(sorted(fresh.create + fresh.update)):
+        data = fresh.outputs[rel][0]
+        digest = sha256_hex(data)
+        if fresh.on_disk.get(rel) == digest:
+            continue  # only its manifest entry changes
+        staged = f"{index:06d}"
+        _write_durably(txn / staged, data)
+        renames.append({"staged": staged, "path": rel, "sha256": digest})
+        step()
+    manifest = _manifest_bytes(fresh.new_manifest, fresh.new_scope_info)
+    _write_durably(txn / "manifest.json", manifest)
+    _fsync_dir(txn)
+    journal = {
+        "version": JOURNAL_VERSION,
+        "renames": renames,
+        "deletes": [{"path": rel, "sha256": fresh.on_disk[rel]} for rel in fresh.prune if rel in fresh.on_disk],
+        "manifest_sha256": sha256_hex(manifest),
+    }
+    _write_durably(state / "journal.tmp", dump_json(journal).encode("utf-8"))
+    step()
+    os.replace(state / "journal.tmp", state / "journal.json")  # the commit point
+    _fsync_dir(state)
+    step()
+    return journal
+
+
+def _roll_forward(root: Path, journal: dict[str, Any], step: Callable[[], None]) -> None:
+    """Perform a committed journal's operations; idempotent, so safe to repeat."""
+    state = root / STATE_DIR
+    txn = state / "txn"
+    touched: set[Path] = {state}
+    for entry in journal["deletes"]:
+        rel = entry["path"]
+        if _inspect(root, rel, deleting=True)[1] == entry["sha256"]:
+            # Still what mlspec planned to delete.  Anything else was put there after
+            # the crash and is no longer mlspec's to delete.
+            os.unlink(root / rel)
+            touched.add((root / rel).parent)
+            step()
+    touched |= _remove_empty_parents(root, [entry["path"] for entry in journal["deletes"]])
+    for entry in journal["renames"]:
+        rel, staged = entry["path"], txn / entry["staged"]
+        if os.path.lexists(staged):
+            touched |= _make_parents(root, rel)
+            os.replace(staged, root / rel)
+            step()
+        elif _sha_of(root / rel) != entry["sha256"]:
+            raise _journal_error(root, f"the staged copy of {rel} is gone")
+    staged_manifest = txn / "manifest.json"
+    if os.path.lexists(staged_manifest):
+        os.replace(staged_manifest, root / MANIFEST_PATH)
+        step()
+    elif _sha_of(root / MANIFEST_PATH) != journal["manifest_sha256"]:
+        raise _journal_error(root, "the staged manifest is gone")
+    for directory in sorted(touched):
+        if directory.is_dir():
+            _fsync_dir(directory)
+
+
+def _finish(root: Path, step: Callable[[], None]) -> None:
+    """Drop a fully applied journal, then its staging area."""
+    state = root / STATE_DIR
+    os.unlink(state / "journal.json")
+    _fsync_dir(state)
+    step()
+    shutil.rmtree(state / "txn")
+
+
+def _recover_locked(root: Path, step: Callable[[], None]) -> str:
+    state = _state_dir(root, create=False)
+    journal_path = state / "journal.json"
+    if os.path.lexists(journal_path):
+        journal = _load_journal(root, journal_path)
+        _roll_forward(root, journal, step)
+        _finish(root, step)
+        return "rolled-forward"
+    leftovers = False
+    if os.path.lexists(state / "journal.tmp"):
+        os.unlink(state / "journal.tmp")
+        leftovers = True
+    if os.path.lexists(state / "txn"):
+        shutil.rmtree(state / "txn")
+        leftovers = True
+    return "discarded" if leftovers else "clean"
+
+
+def _load_journal(root: Path, path: Path) -> dict[str, Any]:
+    """The committed journal, checked to be well-formed and to stay inside the root
+    (the output directory may come from an untrusted git checkout)."""
+    try:
+        journal = json.loads((_read_regular(path) or b"").decode("utf-8"))
+        if not isinstance(journal, dict) or journal.get("version") != JOURNAL_VERSION:
+            raise ValueError("not a version 1 journal")
+        entries = [*journal["renames"], *journal["deletes"]]
+        digests = [entry["sha256"] for entry in entries] + [journal["manifest_sha256"]]
+        if not all(isinstance(d, str) and len(d) == 64 for d in digests):
+            raise ValueError("bad sha256")
+        for entry in entries:
+            if _path_error(entry["path"]):
+                raise ValueError(f"unsafe path {entry['path']!r}")
+        if not all(str(entry["staged"]).isdigit() for entry in journal["renames"]):
+            raise ValueError("bad staged file name")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _journal_error(root, f"the journal is invalid ({exc})") from exc
+    return journal
+
+
+def _journal_error(root: Path, reason: str) -> SpecError:
+    return SpecError(
+        f"cannot finish the interrupted write: {reason}",
+        file=display(root, f"{STATE_DIR}/journal.json"),
+        hint=(
+            "restore the output directory from version control, "
+            f"then delete {STATE_DIR}/journal.json and {STATE_DIR}/txn/"
+        ),
+        code="journal-invalid",
+    )
+
+
+def _make_parents(root: Path, rel: str) -> set[Path]:
+    """Create ``rel``'s missing parent directories, refusing symbolic links on the way.
+
+    Returns the directories whose entries changed (for fsync)."""
+    changed: set[Path] = set()
+    current = root
+    for part in rel.split("/")[:-1]:
+        parent, current = current, current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            os.mkdir(current)
+            changed.add(parent)
+            continue
+        if not stat.S_ISDIR(mode):
+            raise _journal_error(root, f"{current.relative_to(root)} is no longer a plain directory")
+    changed.add(current)
+    return changed
+
+
+def _remove_empty_parents(root: Path, rels: list[str]) -> set[Path]:
+    """Remove the parent directories of pruned files that are now empty, deepest first.
+
+    ``os.rmdir`` only removes empty directories (and never follows a link), so a
+    directory holding anything at all -- a user's file, another output -- stays.
+    Returns the directories whose entries changed (for fsync)."""
+    candidates = {"/".join(rel.split("/")[:depth]) for rel in rels for depth in range(1, rel.count("/") + 1)}
+    changed: set[Path] = set()
+    for directory in sorted(candidates, key=lambda d: (-d.count("/"), d)):
+        try:
+            os.rmdir(root / directory)
+        except OSError:
+            continue
+        changed.add((root / directory).parent)
+    return changed
