@@ -75,10 +75,18 @@ class Environment(Model):
 
 
 def find_environments_dir(spec_path: Path, stop: Path | None = None) -> Path | None:
-    """The nearest ``environments/`` folder at or above the spec's folder."""
+    """The nearest ``environments/`` folder at or above the spec's folder.
+
+    The search ends at ``stop``, else at the root of the Git repository the spec is
+    in, else at the working directory -- so ``mlspec validate`` run in a project's
+    sub-folder still finds the project's ``environments/``.
+    """
     here = spec_path.resolve().parent
-    stop = (stop or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
+    chain = (here, *here.parents)
+    if stop is None:
+        stop = next((folder for folder in chain if (folder / ".git").exists()), None) or Path.cwd()
+    stop = stop.resolve()
+    for folder in chain:
         candidate = folder / ENV_DIR_NAME
         if candidate.is_dir():
             return candidate
@@ -113,7 +121,12 @@ def merge(base: Document, overlay: Any, overlay_pos: Positions, at: tuple = ()) 
     """Deep-merge ``overlay`` (with its positions) into a copy of ``base`` at path ``at``."""
     data = copy.deepcopy(base.data)
     positions = Positions(base.positions.file, dict(base.positions.values), dict(base.positions.keys))
-    _merge_into(data, overlay, at, overlay_pos, positions)
+    target = data
+    for part in at:  # merge into the mapping at ``at``, creating it if need be
+        if not isinstance(target.get(part), dict):
+            target[part] = {}
+        target = target[part]
+    _merge_into(target, overlay, at, overlay_pos, positions)
     return Document(data, positions)
 
 

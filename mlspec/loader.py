@@ -18,6 +18,7 @@ The result is plain Python data (dict, list, str, int, float, bool, None).
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass, field
@@ -47,7 +48,17 @@ class Positions:
     keys: dict[Path_, Location] = field(default_factory=dict)
 
     def value(self, path: Path_) -> Location:
-        return self._nearest(self.values, tuple(path))
+        path = tuple(path)
+        if path in self.values:
+            return self.values[path]
+        # The path is not in the document (a default, or below an alias): point at the
+        # key of the nearest ancestor that is -- ``serving:`` rather than whatever line
+        # happens to open the serving block.
+        while path:
+            path = path[:-1]
+            if path in self.values:
+                return self.keys.get(path, self.values[path])
+        return self.values.get((), Location(self.file, 1, 1))
 
     def key(self, path: Path_) -> Location:
         path = tuple(path)
@@ -144,7 +155,9 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
 
 def decode(raw: bytes, file: str) -> str:
     """Bytes to text: UTF-8 only, no byte-order mark."""
-    for bom, name in ((b"\xef\xbb\xbf", "UTF-8"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+    boms = ((b"\xef\xbb\xbf", "UTF-8"), (b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+            (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+    for bom, name in boms:
         if raw.startswith(bom):
             raise SpecError(
                 f"file starts with a {name} byte-order mark", file, 1, 1,
@@ -212,9 +225,20 @@ class _Composer:
         self.pos = Positions(file)
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.nodes = 0
+        self._line_starts: list[int] | None = None
 
     def loc(self, mark) -> Location:
-        return Location(self.file, mark.line + 1, mark.column + 1)
+        """``file:line:col`` of a parser mark, counting lines as editors and GitHub do.
+
+        The parser also breaks lines at a lone CR, NEL, U+2028 and U+2029, and puts
+        its end-of-stream mark on a line past the last one; the mark's character
+        index, counted against line feeds alone, has neither problem.
+        """
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        index = min(max(mark.index, 0), len(self.text))
+        line = bisect.bisect_right(self._line_starts, index)
+        return Location(self.file, line, index - self._line_starts[line - 1] + 1)
 
     def fail(self, message: str, mark, hint: str | None = None, code: str = "yaml") -> SpecError:
         loc = self.loc(mark)
@@ -232,10 +256,11 @@ class _Composer:
         except SpecError:
             raise
         except ReaderError as exc:
-            line, col = _line_col(self.text, exc.position)
+            position = exc.position
+            if loader is not yaml.SafeLoader:  # libyaml reports the offset in UTF-8 bytes
+                position = len(self.text.encode("utf-8")[:position].decode("utf-8", errors="ignore"))
+            line, col = _line_col(self.text, position)
             char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
-            if exc.position >= len(self.text):  # libyaml reports the index in bytes
-                line, col = 1, 1
             raise SpecError(
                 f"control character U+{char:04X} is not allowed in YAML", self.file, line, col,
                 hint="remove control characters from the file", code="yaml",
@@ -248,6 +273,12 @@ class _Composer:
                                 hint="flatten the structure", code="too-deep") from None
             if exc.context and exc.problem:
                 problem = f"{exc.context}: {exc.problem}" if "while" not in exc.context else exc.problem
+                start = exc.context_mark
+                if "while" in exc.context and start is not None and mark is not None and start.line != mark.line:
+                    # an unclosed bracket or quote: say where it was opened
+                    what = exc.context.replace("while parsing ", "").replace("while scanning ", "")
+                    begin = self.loc(start)
+                    problem += f" (in the {what.removeprefix('a ')} that starts at line {begin.line}, column {begin.col})"
             if mark is None:
                 raise SpecError(f"invalid YAML: {problem}", self.file, 1, 1, code="yaml") from None
             loc = self.loc(mark)
@@ -278,7 +309,7 @@ class _Composer:
         if documents == 0 or data is None:
             raise SpecError(
                 "file is empty" if documents == 0 else "document is empty (null)",
-                self.file, 1 if empty_mark is None else empty_mark.line + 1, 1,
+                self.file, 1 if empty_mark is None else self.loc(empty_mark).line, 1,
                 hint="start from `mlspec init`", code="empty",
             )
         return data
@@ -367,7 +398,7 @@ class _Composer:
             if key in key_marks:
                 first = key_marks[key]
                 raise self.fail(
-                    f"duplicate key '{key}' (first defined at line {first.line + 1})", item.start_mark,
+                    f"duplicate key '{key}' (first defined at line {self.loc(first).line})", item.start_mark,
                     hint="YAML keys must be unique within a mapping; remove one", code="duplicate-key",
                 )
             key_marks[key] = item.start_mark

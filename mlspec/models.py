@@ -26,6 +26,7 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 IMAGE = r"^[a-z0-9][a-z0-9._\-/:@]*[a-zA-Z0-9_]$"
+MODEL_URI = r"^(gs|s3|pvc|https?|oci|hf|file)://\S+$"
 
 DType = Literal["int32", "int64", "float32", "float64", "string", "bool", "bytes", "unix_timestamp"]
 
@@ -42,10 +43,14 @@ Cron = Annotated[
     Field(description="A five-field cron expression, or @hourly/@daily/@weekly/@monthly/@yearly."),
 ]
 Quantity = Annotated[str, Field(pattern=units.QUANTITY_PATTERN, description="A Kubernetes quantity such as 500m, 2, 4Gi.")]
+LabelKey = Annotated[str, AfterValidator(units.check_label_key)]
+LabelValue = Annotated[str, AfterValidator(units.check_label_value)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    # strict: YAML already types every value; pydantic's lax coercions ("yes" -> True,
+    # 1 -> True, "42" -> 42) would undo the YAML 1.2 core schema the loader applies.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
 
 
 # --- shared pieces -----------------------------------------------------------------------
@@ -115,7 +120,7 @@ class RangeCheck(Model):
         if self.min is None and self.max is None:
             raise ValueError("give min and/or max")
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
         return self
 
 
@@ -181,7 +186,7 @@ class SnowflakeSource(TableOrQuery):
     warehouse: str | None = None
     credentials: Credentials
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
 class PostgresSource(TableOrQuery):
@@ -201,7 +206,7 @@ class RedshiftSource(TableOrQuery):
     schema_: str = Field("public", alias="schema")
     credentials: Credentials | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
 class KafkaSource(SourceBase):
@@ -327,7 +332,7 @@ class Range(Model):
     @model_validator(mode="after")
     def _bounds(self) -> "Range":
         if self.min >= self.max:
-            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
         if self.scale == "log" and self.min <= 0:
             raise ValueError("a log-scale range needs min > 0")
         return self
@@ -398,7 +403,7 @@ class Training(Model):
 
 
 class ModelRef(Model):
-    uri: str = Field(pattern=r"^(gs|s3|pvc|https?|oci|hf|file)://\S+$", description="Where the model artefact lives.")
+    uri: str = Field(pattern=MODEL_URI, description="Where the model artefact lives.")
     version: str | None = None
 
 
@@ -506,7 +511,7 @@ class Spec(Model):
     """One ML system."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, title="mlspec spec (mlops.yaml)",
+        extra="forbid", frozen=True, strict=True, title="mlspec spec (mlops.yaml)",
         json_schema_extra={"$id": "https://mlspec.io/schemas/mlops.schema.json"},
     )
 
@@ -514,7 +519,7 @@ class Spec(Model):
     name: K8sLabel = Field(description="Name of the ML system; it becomes Kubernetes names.")
     owner: str = Field(min_length=1, description="Team or person accountable (e-mail or handle).")
     description: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     data: Data
     features: Features
     training: Training
@@ -526,13 +531,6 @@ class Spec(Model):
         default_factory=dict,
         description="Per-environment overrides, deep-merged into the spec (see README: precedence).",
     )
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, val in value.items():
-            units.check_label(key, val)
-        return value
 
     # lookups used by validation and generators
     def source(self, name: str):

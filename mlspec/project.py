@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,7 +96,14 @@ def read_columns_cached(path: Path, fmt: str | None) -> dict[str, str]:
 
 def _load_env(env_dir: Path, name: str, known: list[str], cache: dict) -> tuple[envs.Environment, Document, str]:
     if name not in cache:
-        path = envs.environment_path(env_dir, name, known)
+        try:
+            path = envs.environment_path(env_dir, name, known)
+        except SpecError as exc:
+            if env_dir is None:
+                raise
+            # report it as every other file is reported: relative to the working directory
+            raise replace(exc, message=f"unknown environment '{name}' (no {name}.yaml in {display_path(env_dir)})",
+                          file=display_path(Path(exc.file))) from None
         display = display_path(path)
         doc = load_file(path, display)
         env = check_model(doc, envs.Environment, "environment")
@@ -130,7 +137,7 @@ def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path |
     base_dir = spec_path.resolve().parent
     env_dir = env_dir if env_dir is not None else envs.find_environments_dir(spec_path)
     known = envs.list_environments(env_dir)
-    names = known if env_names is None else env_names
+    names = known if env_names is None else list(dict.fromkeys(env_names))  # each environment once
     reader = read_columns_cached if check_files else None
     base_errors = cross_check(spec, doc, base_dir, reader)
     if env_dir is not None:

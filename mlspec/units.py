@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -47,8 +48,12 @@ _CRON_FIELDS = (
 
 
 def _cron_value(token: str, lo: int, hi: int, names: dict[str, int], field: str) -> int:
-    value = names.get(token.lower()) if not token.isdigit() else int(token)
-    if value is None or not lo <= value <= hi:
+    is_number = token.isascii() and token.isdigit()
+    value = int(token) if is_number else names.get(token.lower())
+    if value is None:
+        expected = f"a number {lo}-{hi}" + (f" or a name ({', '.join(names)})" if names else "")
+        raise ValueError(f"{field} '{token}' is not {expected}")
+    if not lo <= value <= hi:
         raise ValueError(f"{field} '{token}' is outside {lo}-{hi}")
     return value
 
@@ -58,6 +63,12 @@ def parse_cron(text: str) -> str:
     if not isinstance(text, str):
         raise ValueError("a cron schedule is a string such as '0 3 * * *'")
     expr = _CRON_MACROS.get(text.strip(), text.strip())
+    if expr.startswith("@"):
+        close = difflib.get_close_matches(expr, list(_CRON_MACROS), n=1, cutoff=0.6)
+        raise ValueError(
+            f"unknown cron macro '{expr}'; use one of {', '.join(_CRON_MACROS)}"
+            + (f" (did you mean '{close[0]}'?)" if close else "")
+        )
     parts = expr.split()
     if len(parts) != 5:
         raise ValueError(
@@ -65,12 +76,14 @@ def parse_cron(text: str) -> str:
         )
     for part, (field, lo, hi, names) in zip(parts, _CRON_FIELDS):
         for item in part.split(","):
-            base, _, step = item.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
+            base, slash, step = item.partition("/")
+            if slash and (not (step.isascii() and step.isdigit()) or int(step) == 0):
                 raise ValueError(f"{field} step '{step}' must be a positive number")
             if base == "*":
                 continue
             start, dash, end = base.partition("-")
+            if not start or (dash and not end):
+                raise ValueError(f"{field} '{part}' has an empty value or range end")
             a = _cron_value(start, lo, hi, names, field)
             if dash:
                 b = _cron_value(end, lo, hi, names, field)
@@ -102,7 +115,7 @@ def parse_quantity(text: str) -> Decimal:
         raise ValueError(f"'{text}' is not a Kubernetes quantity such as 500m, 2 or 4Gi")
     number, suffix = match.group(1), match.group(3) or ""
     try:
-        if suffix[:1] in ("e", "E"):
+        if suffix not in _SUFFIX:  # an exponent such as e3 (E alone and Ei are suffixes)
             return Decimal(number + suffix)
         return Decimal(number) * _SUFFIX[suffix]
     except InvalidOperation:  # pragma: no cover - the pattern admits valid decimals only
@@ -115,12 +128,28 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def check_label(key: str, value: str) -> None:
-    """Raise ValueError unless key/value form a valid Kubernetes label."""
+_LABEL_RULE = "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+
+
+def check_label_key(key: str) -> str:
+    """Validate a Kubernetes label key (``[prefix/]name``) and return it (a pydantic validator)."""
     prefix, slash, name = key.rpartition("/")
     if slash and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)):
         raise ValueError(f"label key prefix '{prefix}' is not a DNS subdomain")
     if not _LABEL_NAME.match(name):
-        raise ValueError(f"label key '{key}' is not a valid Kubernetes label name")
+        raise ValueError(f"label key '{key}' is not a valid Kubernetes label name: {_LABEL_RULE}")
+    return key
+
+
+def check_label_value(value: str) -> str:
+    """Validate a Kubernetes label value (may be empty) and return it (a pydantic validator)."""
+    if value and not _LABEL_NAME.match(value):
+        raise ValueError(f"label value '{value}' is not a valid Kubernetes label value: {_LABEL_RULE}")
+    return value
+
+
+def check_label(key: str, value: str) -> None:
+    """Raise ValueError unless key/value form a valid Kubernetes label."""
+    check_label_key(key)
     if value and not _LABEL_NAME.match(value):
         raise ValueError(f"label value '{value}' for '{key}' is not a valid Kubernetes label value")

@@ -150,6 +150,8 @@ def _message(err: dict) -> tuple[str, str | None]:
         return f"expected a mapping, got {_type_name(err.get('input'))}", None
     if kind == "list_type":
         return f"expected a list, got {_type_name(err.get('input'))}", None
+    if kind == "union_type":
+        return f"expected {ctx['expected']}, got {_type_name(err.get('input'))}", None
     msg = err["msg"]
     got = err.get("input")
     hint = None
@@ -178,8 +180,12 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-_SHAPE_ERRORS = {"dict_type", "model_type", "model_attributes_type", "list_type", "string_type", "int_type",
-                 "float_type", "bool_type", "none_required", "literal_error", "int_from_float", "union_tag_invalid"}
+#: Errors that only say "this value is of the wrong kind", and what kind was expected.
+_SHAPE_ERRORS = {
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "list_type": "a list", "string_type": "a string", "int_type": "an integer", "float_type": "a number",
+    "bool_type": "a boolean", "none_required": "null",
+}
 
 
 def _node(data: Any, path: tuple) -> Any:
@@ -208,19 +214,31 @@ def _drop_union_mismatches(errors: list[tuple[tuple, Any, dict]]) -> list[tuple[
 
     A value of a ``list | Range`` field that is a mapping fails both members: the list
     member with "expected a list", the Range member with what is really wrong.  When
-    the same path (or a path below it) has another, more specific error, the shape
-    errors at that path are noise.
+    the same path has another, more specific error, or a path below it has any error,
+    the shape errors at that path are noise.  Shape errors of several members that
+    are all that is wrong ("expected a list", "expected a mapping") become one.
     """
     out = []
+    shapes: dict[tuple, list[dict]] = {}
     for path, rest, err in errors:
         if err["type"] in _SHAPE_ERRORS:
-            specific = any(
-                other is not err and other["type"] not in _SHAPE_ERRORS and p[: len(path)] == path
+            specific = any(  # another member got further: it has errors below, or not about the shape
+                other is not err and p[: len(path)] == path and (len(p) > len(path) or other["type"] not in _SHAPE_ERRORS)
                 for p, _, other in errors
             )
             if specific:
                 continue
+            if path in shapes:  # another member of the same union: merge into one error
+                shapes[path].append(err)
+                continue
+            shapes[path] = [err]
         out.append((path, rest, err))
+    for i, (path, rest, err) in enumerate(out):
+        members = shapes.get(path, [])
+        if len(members) > 1 and members[0] is err:
+            expected = list(dict.fromkeys(_SHAPE_ERRORS[e["type"]] for e in members))
+            merged = {**err, "type": "union_type", "ctx": {"expected": " or ".join(expected)}}
+            out[i] = (path, rest, merged)
     return out
 
 
@@ -339,9 +357,9 @@ class _Checker:
                     self.error(base + ("batch_source",), f"batch_source '{src.batch_source}' is a {self.spec.source(src.batch_source).type} source",
                                f"batch sources: {', '.join(batch)}")
             self.checks_columns(src, base)
-            for j, (cname, _) in enumerate(src.columns.items()):
+            for cname in src.columns:
                 if not cname:
-                    self.error(base + ("columns",), "empty column name")
+                    self.error(base + ("columns", cname), "empty column name", key=True)
 
     def checks_columns(self, src, base: tuple) -> None:
         if not src.columns:
@@ -473,6 +491,9 @@ class _Checker:
         base = ("training",)
         sources = [src.name for src in self.spec.data.sources]
         if self.ref(base + ("label", "source"), t.label.source, sources, "source"):
+            if not self.spec.source(t.label.source).timestamp:
+                self.error(base + ("label", "source"), f"label source '{t.label.source}' has no timestamp column",
+                           "features are joined as of each label's time; set its timestamp", "timestamp")
             cols = columns.get(t.label.source) or {}
             if cols and t.label.column not in cols:
                 self.error(base + ("label", "column"), f"label column '{t.label.column}' is not a column of source '{t.label.source}'",
@@ -490,15 +511,19 @@ class _Checker:
     def label_keys(self, t: m.Training, cols: dict[str, str]) -> None:
         """Training rows are the label rows: they must carry every join key the features need."""
         views = dict.fromkeys(view for view, _ in self.spec.served_features(t.feature_service))
+        missing: dict[tuple[str, str], list[str]] = {}  # (entity, join key) -> views that need it
         for view_name in views:
             for ent in self.spec.view(view_name).entities:
                 entity = self.spec.entity(ent)
                 if entity is not None and entity.join_key not in cols:
-                    self.error(("training", "label", "source"),
-                               f"label source '{t.label.source}' has no column '{entity.join_key}', the join key of entity "
-                               f"'{ent}' that feature view '{view_name}' needs",
-                               f"add '{entity.join_key}' to source '{t.label.source}', or drop '{view_name}' from the feature service",
-                               "column")
+                    missing.setdefault((ent, entity.join_key), []).append(view_name)
+        for (ent, key), needed_by in missing.items():  # one error per key, however many views need it
+            names = " and ".join(f"'{v}'" for v in needed_by)
+            self.error(("training", "label", "source"),
+                       f"label source '{t.label.source}' has no column '{key}', the join key of entity "
+                       f"'{ent}' that feature view{'s' if len(needed_by) > 1 else ''} {names} need{'' if len(needed_by) > 1 else 's'}",
+                       f"add '{key}' to source '{t.label.source}', or drop {names} from the feature service",
+                       "column")
 
     def resources(self, res: m.Resources, base: tuple) -> None:
         for key in ("cpu", "memory"):
