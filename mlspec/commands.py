@@ -106,16 +106,20 @@ def _select_targets(names: list[str] | None, out: IO[str]):
 def _previous(out_root: Path):
     """What the last compile into ``out_root`` left, for skipping unchanged scopes."""
     from . import writer
+    from .compiler import outputs_digest
 
     info = writer.read_scope_info(out_root)
     owned = writer.owned_files(out_root)
 
     def previous(scope: str, fingerprint: str) -> dict[str, bytes] | None:
-        if not isinstance(info.get(scope), dict) or info[scope].get("fingerprint") != fingerprint:
+        record = info.get(scope)
+        if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
             return None
         files = {rel: writer.read_owned(out_root, rel, o.sha256) for rel, o in owned.items() if o.scope == scope}
         if not files or any(data is None for data in files.values()):
             return None  # missing or hand-edited: regenerate and let the plan say so
+        if outputs_digest(files) != record.get("outputs"):
+            return None  # the manifest does not list exactly what that compile wrote
         return files
 
     return previous

@@ -24,6 +24,8 @@ from typing import Callable
 from . import __version__
 from .artefact import Artefact
 from .context import Context
+from dataclasses import replace
+
 from .errors import SpecError
 from .project import Resolved
 from .registry import Target
@@ -33,12 +35,12 @@ def scope_of(resolved: Resolved) -> str:
 
 
 def fingerprint(resolved: Resolved, targets: list[Target]) -> str:
-    """Everything generation depends on: mlspec, the targets, the resolved spec + env."""
+    """Everything generation depends on: mlspec, the targets (and their code), the resolved spec + env."""
     payload = {
         "mlspec": __version__,
         "spec": resolved.sha256,
         "spec_path": resolved.spec_path,
-        "targets": [[t.name, t.value, t.distribution] for t in targets],
+        "targets": [[t.name, t.value, t.distribution, t.version_key()] for t in targets],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -76,6 +78,14 @@ def generate(resolved: Resolved, targets: list[Target]) -> list[tuple[str, Artef
     return sorted(out, key=lambda pair: pair[1].path)
 
 
+def outputs_digest(files: dict[str, bytes]) -> str:
+    """One hash over a scope's output paths and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(f"{path}\0{hashlib.sha256(files[path]).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
 #: ``previous(scope, fingerprint)``: the files a scope's last compile wrote, if it was
 #: compiled from the same fingerprint and they are intact; else None.
 Previous = Callable[[str, str], "dict[str, bytes] | None"]
@@ -104,14 +114,24 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
             continue
         names[key] = resolved.spec_path
         fp = fingerprint(resolved, targets)
-        result.inputs[scope] = {"spec": resolved.spec_path, "fingerprint": fp}
         kept = previous(scope, fp) if previous is not None else None
         if kept:
-            result.outputs.update({path: (data, scope) for path, data in kept.items()})
-            continue
-        for target_name, artefact in generate(resolved, targets):
-            data = render(artefact, version=__version__, spec_path=resolved.spec_path, spec_sha256=resolved.sha256)
-            if artefact.path in result.outputs:
-                raise ValueError(f"two artefacts claim {artefact.path} (target {target_name})")
-            result.outputs[artefact.path] = (data, scope)
+            files = kept
+        else:
+            try:
+                artefacts = generate(resolved, targets)
+            except SpecError as exc:  # a target's user-facing refusal: locate it in the spec
+                if exc.file == "<unknown>":
+                    loc = resolved.doc.positions.value(exc.path)
+                    exc = replace(exc, file=loc.file, line=loc.line, col=loc.col)
+                result.errors.append(exc)
+                continue
+            files = {}
+            for target_name, artefact in artefacts:
+                if artefact.path in files or artefact.path in result.outputs:
+                    raise ValueError(f"two artefacts claim {artefact.path} (target {target_name})")
+                files[artefact.path] = render(artefact, version=__version__, spec_path=resolved.spec_path,
+                                              spec_sha256=resolved.sha256)
+        result.outputs.update({path: (data, scope) for path, data in files.items()})
+        result.inputs[scope] = {"spec": resolved.spec_path, "fingerprint": fp, "outputs": outputs_digest(files)}
     return result

@@ -7,12 +7,16 @@ package adds a target by declaring, in its own packaging metadata::
     [project.entry-points."mlspec.generators"]
     mytarget = "my_package.my_module:generate"
 
-Nothing is imported until a target is used.
+Nothing is imported until a target is used.  A target's module may define
+``version_key() -> str`` (cheap: no heavy imports) naming what its output depends on
+besides the spec -- its own code, pinned tool versions; the compiler's no-op check
+includes it, so a changed target is never skipped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 from typing import Callable
 
@@ -27,14 +31,23 @@ class Target:
     value: str  # "module:function"
     distribution: str  # "name==version" of the package that provides it
 
-    def load(self) -> Callable:
-        module, _, attr = self.value.partition(":")
+    def module(self):
         import importlib
 
-        obj = importlib.import_module(module)
-        for part in attr.split("."):
+        return importlib.import_module(self.value.partition(":")[0])
+
+    def load(self) -> Callable:
+        obj = self.module()
+        for part in self.value.partition(":")[2].split("."):
             obj = getattr(obj, part)
         return obj
+
+    @lru_cache(maxsize=None)  # noqa: B019 - targets are few and live for the process
+    def version_key(self) -> str:
+        """The module's ``version_key()``, or "" when it has none (then its distribution's
+        version stands for its code)."""
+        key = getattr(self.module(), "version_key", None)
+        return str(key()) if callable(key) else ""
 
 
 def available() -> dict[str, Target]:

@@ -64,7 +64,10 @@ __all__ = [
     "check",
     "diff",
     "display",
+    "owned_files",
     "plan",
+    "read_owned",
+    "read_scope_info",
     "recover",
 ]
 

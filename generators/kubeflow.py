@@ -1,0 +1,762 @@
+"""Kubeflow Pipelines target: the spec's training pipeline, as KFP v2 IR and as Kubernetes objects.
+
+``generate(ctx)`` builds one KFP v2 pipeline from the spec with ``kfp.dsl`` and returns:
+
+``deploy/<env>/<name>/kubeflow/pipeline-ir.yaml``
+    The pipeline's IR (``PipelineSpec``), plus the ``PlatformSpec`` as a second YAML
+    document when it is not empty -- the layout ``kfp.compiler.Compiler`` writes.
+``deploy/<env>/<name>/kubeflow/pipeline.yaml``
+    The Kubernetes-native form for GitOps: a ``Pipeline`` and a ``PipelineVersion``
+    (``pipelines.kubeflow.org/v2beta1``) in ``env.kubeflow.namespace``, built exactly as
+    ``Compiler().compile(..., kubernetes_manifest_format=True,
+    kubernetes_manifest_options=KubernetesManifestOptions(pipeline_name=<name>,
+    pipeline_version_name=<name>-<short hash>, namespace=..., include_pipeline_manifest=True))``
+    writes them, plus mlspec's standard labels and annotations.  The version is named
+    after the spec hash, so every spec change is a new, immutable PipelineVersion (KFP
+    rejects changes to a version's spec).  KFP's validating webhook requires the
+    version's ``metadata.name`` to equal ``pipelineSpec.pipelineInfo.name``, so the IR is
+    compiled under the version name; the ``Pipeline`` object carries the spec name.
+``deploy/<env>/<name>/kubeflow/schedule.yaml`` (only with ``training.schedule``)
+    A ``batch/v1`` CronJob that starts a run of that PipelineVersion.
+
+The schedule: why a CronJob and not a ScheduledWorkflow
+    KFP v2's own recurring runs are ``ScheduledWorkflow`` objects (``kubeflow.org/v1beta1``),
+    but they are the API server's internal state, not an input format.  The API server
+    creates one when a recurring run is created through the REST API; its
+    ``spec.workflow.spec`` holds an *Argo Workflow compiled by the backend* (driver and
+    launcher images of the installed KFP version; ``argocompiler.Compile`` in
+    ``backend/src/apiserver/template/v2_template.go``), and its ``pipelineId``,
+    ``pipelineVersionId`` and ``experimentId`` are UIDs that exist only after objects are
+    created in the cluster.  None of that can be produced offline from the IR, the CRD has no
+    schema for ``spec`` (a typo would be accepted silently), and a hand-made object would
+    bypass the API server's bookkeeping.  A ``batch/v1`` CronJob is plain, schema-checked
+    Kubernetes that Argo CD reconciles like anything else: at each tick it calls the KFP
+    REST API (v2beta1) with a projected ServiceAccount token (audience
+    ``pipelines.kubeflow.org``, as Kubeflow documents for in-cluster clients), resolves the
+    committed Pipeline/PipelineVersion by *name*, finds or creates an experiment named
+    after the spec, and creates a run.  The trigger script is
+    :func:`mlspec.generators.kubeflow_components.trigger_run` (stdlib only, unit-tested).
+    Cron macros are expanded to five fields; the zone is ``Etc/UTC``; overlapping runs
+    are forbidden.  The CronJob runs in the environment's namespace with
+    ``training.service_account`` (default ``default-editor``, the account Kubeflow
+    profiles give to namespace workloads); runs are created with the same service account.
+
+The pipeline
+    ingest (one step per data source the training reads: the label source and the
+    sources of the feature service's views; Kafka/push sources read their
+    ``batch_source``) → data-quality checks per source → the entity frame (label table)
+    → one point-in-time join per view (fields: latest row ``≤`` label time and within
+    ``ttl``; aggregations: rows in ``(label time − window, label time]``) → training of
+    every hyper-parameter candidate in a ``dsl.ParallelFor`` (``parallelism`` from the
+    spec) → ``dsl.Collected`` fan-in → select the best → quality gate → register.
+    The label source carries every join key of the service's views (validation checks it).
+    Relative data paths resolve against the pipeline parameter ``data_root`` (default
+    ``<storage.artifacts>/data/<spec name>``); URIs are read as they are.  Models go to
+    ``registry_root`` (default ``storage.models``, else ``<storage.artifacts>/models``).
+    Warehouse sources (BigQuery, Postgres, Redshift, Snowflake) get real ingest code with
+    credentials only from environment variables, workload identity or the spec's Secret,
+    mounted through the platform spec.
+
+Training
+    ``estimator``: each candidate is a lightweight step that instantiates the import path
+    with the candidate's parameters (plus ``random_state`` = split seed when the estimator
+    takes one and the candidate does not set it), splits with ``train_test_split`` (the
+    spec's ``test_size``, seed and ``stratify``), fits on the training part and scores on
+    the hold-out.  An estimator that rejects NaN (missing window aggregates) gets a median
+    ``SimpleImputer`` in front.  The best candidate wins; ties go to the earlier candidate.
+    ``container``: each candidate runs the spec's image and command with the spec's args
+    followed by ``--feature-columns JSON --label COL --metric NAME --test-size F
+    --split-seed N --stratify true|false --features PATH --candidate JSON --model-dir PATH
+    --result PATH``; the container writes its model under ``--model-dir`` and a JSON object
+    with at least ``"score"`` to ``--result``.
+
+Steps use ``training.image`` or ``python:3.11-slim`` and install pinned packages
+(:data:`PINS`; plus ``s3fs``/``gcsfs`` when a URI needs them), so the same spec compiles
+to the same IR.  The IR embeds the installed kfp version (``sdkVersion`` and the
+``kfp==`` pin), so kfp itself must be pinned for byte-stable output.
+
+Module API: :func:`generate` (the target), :func:`candidates` (hyper-parameter candidates),
+:func:`plan` (what the pipeline does, as plain data), :func:`build_pipeline` (the kfp
+``GraphComponent``; ``local=True`` for ``mlspec run --local``), :func:`compile_ir`,
+:func:`kubernetes_manifests`, :func:`schedule_cronjob`, :func:`pipeline_version_name`;
+errors are :class:`KubeflowTargetError`.  ``kfp`` is imported lazily, inside the functions
+that need it: importing this module does not import kfp.
+"""
+
+# No ``from __future__ import annotations``: kfp reads the pipeline's annotations at run time.
+import dataclasses
+import itertools
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlspec import units
+from mlspec.artefact import Artefact
+from mlspec.errors import SpecError
+from mlspec.context import Context
+from mlspec.models import Range, Spec, Training
+
+TARGET = "kubeflow"
+DEFAULT_IMAGE = "python:3.11-slim"
+
+#: Pinned packages of the Python steps (the versions mlspec is tested with).
+PINS = {
+    "pandas": "pandas==3.1.1",
+    "pyarrow": "pyarrow==26.0.1",
+    "scikit-learn": "scikit-learn==1.9.1",
+    "s3fs": "s3fs==2026.9.0",
+    "gcsfs": "gcsfs==2026.10.1",
+    "google-cloud-bigquery": "google-cloud-bigquery==3.47.0",
+    "db-dtypes": "db-dtypes==1.9.0",
+    "sqlalchemy": "sqlalchemy==2.1.9",
+    "psycopg2-binary": "psycopg2-binary==2.9.13",
+    "redshift-connector": "redshift-connector==2.2.0",
+    "snowflake-connector-python": "snowflake-connector-python[pandas]==5.2.0",
+}
+DATA_PACKAGES = ("pandas", "pyarrow")
+TRAIN_PACKAGES = ("pandas", "pyarrow", "scikit-learn")
+WAREHOUSE_PACKAGES = {
+    "bigquery": ("google-cloud-bigquery", "db-dtypes"),
+    "postgres": ("sqlalchemy", "psycopg2-binary"),
+    "redshift": ("redshift-connector",),
+    "snowflake": ("snowflake-connector-python",),
+}
+FS_PACKAGES = {"s3": ("s3fs",), "minio": ("s3fs",), "gs": ("gcsfs",)}
+
+SECRET_MOUNT = "/var/run/secrets/mlspec"
+KFP_TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+CRONJOB_NAME_MAX = 52
+
+
+class KubeflowTargetError(SpecError, ValueError):
+    """The spec cannot be turned into a Kubeflow pipeline (a clear, user-facing message).
+
+    The compiler locates it in the spec (at ``path`` when given, else the spec file)."""
+
+
+# ------------------------------------------------------------------------------------------
+# hyper-parameter candidates
+# ------------------------------------------------------------------------------------------
+
+
+def candidates(training: Training) -> list[dict[str, Any]]:
+    """The hyper-parameter candidates of ``training.search``, in a stable order.
+
+    grid: the cartesian product over the parameter names in sorted order, each name's
+    values in the spec's order (the first sorted name varies slowest).
+    random: ``trials`` draws with ``random.Random(search.seed)``, parameters drawn in
+    sorted-name order -- lists by ``choice``, ranges uniformly (``scale: log``:
+    log-uniformly), ``type: int`` rounded and kept inside the range -- then
+    de-duplicated keeping the first occurrence (so there may be fewer than ``trials``).
+    No parameters: one candidate, ``{}`` (the estimator's defaults).
+    """
+    search = training.search
+    names = sorted(search.parameters)
+    if search.strategy == "grid":
+        value_lists = [list(search.parameters[n]) for n in names]
+        drawn = [dict(zip(names, combo)) for combo in itertools.product(*value_lists)]
+    else:
+        rng = random.Random(search.seed)
+        drawn = []
+        for _ in range(search.trials or 1):
+            drawn.append({n: _draw(rng, search.parameters[n]) for n in names})
+    unique: dict[str, dict[str, Any]] = {}
+    for cand in drawn:
+        unique.setdefault(canonical(cand), cand)
+    return list(unique.values())
+
+
+def _draw(rng: random.Random, values: Any) -> Any:
+    if not isinstance(values, Range):
+        return rng.choice(list(values))
+    if values.scale == "log":
+        x = math.exp(rng.uniform(math.log(values.min), math.log(values.max)))
+    else:
+        x = rng.uniform(values.min, values.max)
+    if values.type == "int":
+        lo, hi = math.ceil(values.min), math.floor(values.max)
+        return int(min(max(round(x), lo), hi))
+    return float(x)
+
+
+def canonical(candidate: dict[str, Any]) -> str:
+    """The canonical JSON of a candidate: how it travels through the pipeline.
+
+    (KFP turns ints inside dict constants into floats, and a ParallelFor over dicts takes
+    the first item's types for every item; one JSON string per candidate avoids both.)"""
+    return json.dumps(candidate, sort_keys=True)
+
+
+# ------------------------------------------------------------------------------------------
+# the plan: what the pipeline does, as plain data (no kfp)
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestStep:
+    name: str  # the batch source read
+    type: str
+    checks: tuple[dict, ...]
+    timestamp: str | None
+    created_timestamp: str | None
+    timestamp_columns: tuple[str, ...]
+    declared_columns: tuple[str, ...]
+    requested_as: tuple[str, ...]  # spec source names served by this step (stream sources map here)
+
+
+@dataclass(frozen=True)
+class JoinStep:
+    kind: str  # "fields" | "aggregations"
+    view: str
+    source: str  # ingest step name
+    keys: tuple[str, ...]
+    source_timestamp: str
+    created_timestamp: str | None
+    fields: tuple[str, ...] = ()
+    aggregations: tuple[dict, ...] = ()
+    ttl_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    version_name: str
+    ingests: tuple[IngestStep, ...]
+    label_source: str  # ingest step name
+    label_column: str
+    label_timestamp: str
+    entity_keys: tuple[str, ...]  # join keys the label table has
+    joins: tuple[JoinStep, ...]
+    feature_columns: tuple[str, ...]
+    candidates: tuple[dict, ...]
+    data_root: str
+    registry_root: str
+    pipeline_root: str
+    image: str
+    fs_schemes: tuple[str, ...] = field(default=())
+
+
+def pipeline_version_name(ctx: Context) -> str:
+    """``<spec name>-<short spec hash>``, checked to be a DNS-1123 label (KFP does not check)."""
+    name = f"{ctx.spec.name}-{ctx.short_hash}"
+    if len(name) > 63 or not DNS1123_LABEL.match(name):
+        raise KubeflowTargetError(
+            f"pipeline version name '{name}' is not a DNS-1123 label (lowercase letters, digits and '-', "
+            f"at most 63 characters; it has {len(name)}): shorten the spec name to at most "
+            f"{63 - len(ctx.short_hash) - 1} characters")
+    return name
+
+
+def _batch(spec: Spec, name: str):
+    source = spec.source(name)
+    if source is None:
+        raise KubeflowTargetError(f"unknown data source '{name}'")
+    if source.type in ("kafka", "push"):
+        batch = spec.source(source.batch_source)
+        if batch is None:
+            raise KubeflowTargetError(f"source '{name}' names batch_source '{source.batch_source}', which does not exist")
+        if batch.type in ("kafka", "push"):
+            raise KubeflowTargetError(f"batch_source '{batch.name}' of '{name}' is itself a {batch.type} source")
+        return source, batch
+    return source, source
+
+
+def _scheme(uri: str) -> str | None:
+    match = re.match(r"^([a-z][a-z0-9+.-]*)://", uri)
+    return match.group(1) if match else None
+
+
+def plan(ctx: Context) -> Plan:
+    """Everything the pipeline will do, derived from the spec; raises KubeflowTargetError."""
+    spec, env, training = ctx.spec, ctx.env, ctx.spec.training
+    service = spec.service(training.feature_service)
+    if service is None:
+        raise KubeflowTargetError(f"training.feature_service '{training.feature_service}' does not exist")
+    served = spec.served_features(service.name)
+    if not served:
+        raise KubeflowTargetError(f"feature service '{service.name}' selects no features")
+    views = []
+    for view_name, _ in served:
+        if view_name not in views:
+            views.append(view_name)
+
+    # ingest steps: the label source first, then each view's source; stream sources read their log
+    ingests: dict[str, IngestStep] = {}
+
+    def need(source_name: str) -> str:
+        requested, batch = _batch(spec, source_name)
+        step = ingests.get(batch.name)
+        checks = [c.model_dump(mode="json", exclude_none=True) for c in batch.checks]
+        if requested is not batch:
+            checks += [c for c in (x.model_dump(mode="json", exclude_none=True) for x in requested.checks) if c not in checks]
+        if step is None:
+            ts = batch.timestamp or requested.timestamp
+            created = batch.created_timestamp or requested.created_timestamp
+            ts_cols = [c for c in (ts, created) if c] + [c for c, t in batch.columns.items() if t == "unix_timestamp"]
+            step = IngestStep(
+                name=batch.name, type=batch.type, checks=tuple(checks), timestamp=ts, created_timestamp=created,
+                timestamp_columns=tuple(dict.fromkeys(ts_cols)), declared_columns=tuple(batch.columns),
+                requested_as=(source_name,) if source_name == batch.name else (batch.name, source_name),
+            )
+        else:
+            merged = list(step.checks) + [c for c in checks if c not in step.checks]
+            step = dataclasses.replace(step, checks=tuple(merged),
+                                       requested_as=tuple(dict.fromkeys(step.requested_as + (source_name,))))
+        ingests[batch.name] = step
+        return batch.name
+
+    label_step = need(training.label.source)
+    view_sources = {v: need(spec.view(v).source) for v in views}
+    label_ingest = ingests[label_step]
+    if not label_ingest.timestamp:
+        raise KubeflowTargetError(f"label source '{training.label.source}' has no timestamp column: "
+                                  "point-in-time joins need one")
+
+    # join keys: the label table carries every key of the service's views
+    wanted_keys: list[str] = []
+    for v in views:
+        for ent in spec.view(v).entities:
+            entity = spec.entity(ent)
+            if entity is None:
+                raise KubeflowTargetError(f"view '{v}' names unknown entity '{ent}'")
+            if entity.join_key not in wanted_keys:
+                wanted_keys.append(entity.join_key)
+    label_cols = set(label_ingest.declared_columns)
+    missing = [k for k in wanted_keys if label_cols and k not in label_cols]
+    if missing:  # validation reports this first; kept for contexts built by hand
+        raise KubeflowTargetError(
+            f"label source '{training.label.source}' lacks join key(s) {', '.join(missing)} of the feature "
+            f"service's views: point-in-time joins start from the label table")
+    joins: list[JoinStep] = []
+    for v in views:
+        view = spec.view(v)
+        step = ingests[view_sources[v]]
+        if not step.timestamp:
+            raise KubeflowTargetError(f"source '{view.source}' of view '{v}' has no timestamp column")
+        keys = tuple(spec.entity(e).join_key for e in view.entities)
+        if view.fields:
+            joins.append(JoinStep(kind="fields", view=v, source=step.name, keys=keys,
+                                  source_timestamp=step.timestamp, created_timestamp=step.created_timestamp,
+                                  fields=tuple(f.name for f in view.fields),
+                                  ttl_seconds=units.parse_duration(view.ttl)))
+        if view.aggregations:
+            aggs = tuple({"column": a.column, "function": a.function, "name": a.output_name,
+                          "window_seconds": units.parse_duration(a.window)} for a in view.aggregations)
+            joins.append(JoinStep(kind="aggregations", view=v, source=step.name, keys=keys,
+                                  source_timestamp=step.timestamp, created_timestamp=step.created_timestamp,
+                                  aggregations=aggs))
+
+    artifacts = env.storage.artifacts.rstrip("/")
+    data_root = f"{artifacts}/data/{spec.name}"
+    registry_root = (env.storage.models or f"{artifacts}/models").rstrip("/")
+    pipeline_root = env.kubeflow.pipeline_root or env.storage.artifacts
+    uris = [data_root, registry_root] + [s.path for s in spec.data.sources if s.type == "file" and s.name in ingests]
+    schemes = tuple(sorted({s for s in (_scheme(u) for u in uris) if s in FS_PACKAGES}))
+    return Plan(
+        version_name=pipeline_version_name(ctx),
+        ingests=tuple(ingests.values()),
+        label_source=label_step,
+        label_column=training.label.column,
+        label_timestamp=label_ingest.timestamp,
+        entity_keys=tuple(wanted_keys),
+        joins=tuple(joins),
+        feature_columns=tuple(f for _, f in served),
+        candidates=tuple(candidates(training)),
+        data_root=data_root,
+        registry_root=registry_root,
+        pipeline_root=pipeline_root,
+        image=training.image or DEFAULT_IMAGE,
+        fs_schemes=schemes,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# the kfp pipeline
+# ------------------------------------------------------------------------------------------
+
+
+def _packages(names, schemes=()) -> list[str]:
+    wanted = list(names) + [p for s in schemes for p in FS_PACKAGES.get(s, ())]
+    return [PINS[n] for n in sorted(set(wanted))]
+
+
+def build_pipeline(ctx: Context, *, local: bool = False):
+    """The spec's training pipeline as a KFP ``GraphComponent``.
+
+    ``local=True`` builds the same graph for ``mlspec run --local``: the steps then install
+    nothing (no ``pip install`` of kfp or the pinned packages into the running
+    environment; the current interpreter must already have them) -- everything else,
+    including the step code, is identical."""
+    from kfp import dsl
+
+    from mlspec.generators import kubeflow_components as steps
+
+    p = plan(ctx)
+    spec, training = ctx.spec, ctx.spec.training
+    made: dict[tuple, Any] = {}
+
+    def component(func, packages=()):
+        key = (func.__name__, tuple(packages))
+        if key not in made:
+            made[key] = dsl.component(
+                func,
+                base_image=p.image,
+                packages_to_install=[] if local else list(packages),
+                install_kfp_package=not local,
+            )
+        return made[key]
+
+    data_pkgs = _packages(DATA_PACKAGES)
+    ingest_file = component(steps.ingest_file, _packages(DATA_PACKAGES, p.fs_schemes))
+    check_data = component(steps.check_data, data_pkgs)
+    build_entity_frame = component(steps.build_entity_frame, data_pkgs)
+    join_fields = component(steps.join_view_fields, data_pkgs)
+    join_aggregations = component(steps.join_view_aggregations, data_pkgs)
+    select_best = component(steps.select_best)
+    quality_gate = component(steps.quality_gate)
+    register_model = component(steps.register_model, _packages((), p.fs_schemes if _scheme(p.registry_root) else ()))
+    train = _train_component(ctx, p, component, dsl)
+
+    sources = {s.name: s for s in spec.data.sources}
+    items = [canonical(c) for c in p.candidates]
+    lineage = json.dumps({
+        "spec": spec.name,
+        "environment": ctx.env.name,
+        "mlspec_version": ctx.version,
+        "feature_service": training.feature_service,
+        "features": list(p.feature_columns),
+        "label": {"source": training.label.source, "column": training.label.column},
+        "estimator": training.estimator,
+        "container": training.container.image if training.container else None,
+        "split": training.split.model_dump(mode="json"),
+        "search": {"strategy": training.search.strategy, "candidates": len(items)},
+    }, sort_keys=True)
+
+    @dsl.pipeline(name=p.version_name, description=spec.description, pipeline_root=p.pipeline_root)
+    def training_pipeline(data_root: str = p.data_root, registry_root: str = p.registry_root) -> str:
+        datasets, snapshots, checked = {}, {}, {}
+        for step in p.ingests:
+            task = _ingest_task(step, sources[step.name], data_root, ingest_file, component)
+            task.set_display_name(f"ingest {step.name}").set_caching_options(False)
+            datasets[step.name] = task.outputs["dataset"]
+            snapshots[step.name] = task.outputs["Output"]
+            checked[step.name] = []
+            if step.checks:
+                check = check_data(source=step.name, checks=json.dumps(list(step.checks), sort_keys=True),
+                                   dataset=task.outputs["dataset"])
+                check.set_display_name(f"check {step.name}")
+                checked[step.name].append(check)
+
+        entity = build_entity_frame(keys=json.dumps(list(p.entity_keys)), timestamp=p.label_timestamp,
+                                    label=p.label_column, source_name=p.label_source,
+                                    source_sha256=snapshots[p.label_source], labels=datasets[p.label_source])
+        entity.set_display_name("label table")
+        entity.after(*checked[p.label_source])
+        table, lineage_so_far = entity.outputs["entity"], entity.outputs["Output"]
+        for join in p.joins:
+            chain = dict(source_name=join.source, source_sha256=snapshots[join.source], upstream=lineage_so_far)
+            if join.kind == "aggregations":
+                task = join_aggregations(
+                    view=join.view, keys=json.dumps(list(join.keys)), entity_timestamp=p.label_timestamp,
+                    source_timestamp=join.source_timestamp,
+                    aggregations=json.dumps(list(join.aggregations), sort_keys=True),
+                    entity=table, source=datasets[join.source], **chain)
+                task.set_display_name(f"features {join.view} (aggregations)")
+            else:
+                task = join_fields(
+                    view=join.view, keys=json.dumps(list(join.keys)), entity_timestamp=p.label_timestamp,
+                    source_timestamp=join.source_timestamp, created_timestamp=join.created_timestamp or "",
+                    fields=json.dumps(list(join.fields)), ttl_seconds=join.ttl_seconds,
+                    entity=table, source=datasets[join.source], **chain)
+                task.set_display_name(f"features {join.view}")
+            task.after(*checked[join.source])
+            table, lineage_so_far = task.outputs["joined"], task.outputs["Output"]
+
+        with dsl.ParallelFor(items=items, parallelism=training.parallelism) as candidate:
+            trained = train(table, candidate)
+        selection = select_best(candidates=json.dumps(list(p.candidates), sort_keys=True),
+                                metric=training.metric.name, goal=training.metric.goal,
+                                results=dsl.Collected(trained.outputs[_RESULT_KEY[bool(training.container)]]),
+                                models=dsl.Collected(trained.outputs["model"]))
+        selection.set_display_name("select best")
+        gate = quality_gate(selection=selection.outputs["Output"], threshold=training.metric.threshold)
+        gate.set_display_name("quality gate")
+        register = register_model(
+            registry_root=registry_root, model_name=spec.name, spec_sha256=ctx.spec_sha256,
+            pipeline_version=p.version_name, lineage=lineage, snapshots=lineage_so_far,
+            selection=gate.outputs["Output"], model=selection.outputs["best_model"])
+        register.set_display_name("register model").set_caching_options(False)
+        return register.outputs["Output"]
+
+    return training_pipeline
+
+
+_RESULT_KEY = {False: "Output", True: "result"}
+
+
+def _ingest_task(step: IngestStep, source, data_root, ingest_file, component):
+    common = dict(source=step.name, timestamp_columns=json.dumps(list(step.timestamp_columns)),
+                  declared_columns=json.dumps(list(step.declared_columns)))
+    if step.type == "file":
+        return ingest_file(data_root=data_root, path=source.path, file_format=source.file_format, **common)
+
+    from mlspec.generators import kubeflow_components as steps
+
+    if step.type == "bigquery":
+        op = component(steps.ingest_bigquery, _packages(DATA_PACKAGES + WAREHOUSE_PACKAGES["bigquery"]))
+        task = op(project=source.project or "", table=source.table or "", query=source.query or "", **common)
+    else:
+        settings = {"postgres": ("host", "port", "database"),
+                    "redshift": ("cluster_id", "region", "database", "user", "schema_"),
+                    "snowflake": ("database", "schema_", "warehouse")}[step.type]
+        connection = {k.rstrip("_"): getattr(source, k) for k in settings if getattr(source, k) is not None}
+        op = component(steps.ingest_sql, _packages(DATA_PACKAGES + WAREHOUSE_PACKAGES[step.type]))
+        task = op(dialect=step.type, connection=json.dumps(connection, sort_keys=True),
+                  table=source.table or "", query=source.query or "", **common)
+    creds = getattr(source, "credentials", None)
+    if creds is not None and creds.secret_ref is not None:
+        ref = creds.secret_ref
+        task.set_env_variable("MLSPEC_SECRET_KEY", ref.key)
+        task.platform_config["kubernetes"] = {
+            "secretAsVolume": [{
+                "secretName": ref.secret,
+                "secretNameParameter": {"runtimeValue": {"constant": ref.secret}},
+                "mountPath": f"{SECRET_MOUNT}/{step.name}",
+                "optional": False,
+            }],
+        }
+    return task
+
+
+def _train_component(ctx: Context, p: Plan, component, dsl):
+    """A callable ``(features, candidate) -> task`` for the spec's training method."""
+    training = ctx.spec.training
+    common = dict(
+        feature_columns=json.dumps(list(p.feature_columns)), label=p.label_column,
+        metric=training.metric.name, test_size=training.split.test_size,
+        split_seed=training.split.seed, stratify=training.split.stratify,
+    )
+    if training.container is None:
+        op = component(_steps().train_candidate, _packages(TRAIN_PACKAGES))
+
+        def run(features, candidate):
+            task = op(candidate=candidate, estimator=training.estimator, features=features, **common)
+            return _resources(task.set_display_name("train candidate"), training)
+
+        return run
+
+    from kfp.dsl import Dataset, Input, Model, Output, OutputPath
+
+    container = training.container
+    fixed = [*container.args,
+             "--feature-columns", common["feature_columns"], "--label", common["label"],
+             "--metric", common["metric"], "--test-size", str(common["test_size"]),
+             "--split-seed", str(common["split_seed"]), "--stratify", str(common["stratify"]).lower()]
+
+    @dsl.container_component
+    def train_container(features: Input[Dataset], candidate: str, model: Output[Model], result: OutputPath(str)):
+        return dsl.ContainerSpec(
+            image=container.image,
+            command=list(container.command),
+            args=[*fixed, "--features", features.path, "--candidate", candidate,
+                  "--model-dir", model.path, "--result", result],
+        )
+
+    def run(features, candidate):
+        task = train_container(features=features, candidate=candidate)
+        return _resources(task.set_display_name("train candidate"), training)
+
+    return run
+
+
+def _steps():
+    from mlspec.generators import kubeflow_components
+
+    return kubeflow_components
+
+
+def _resources(task, training: Training):
+    res = training.resources
+    if res.requests.cpu:
+        task.set_cpu_request(res.requests.cpu)
+    if res.requests.memory:
+        task.set_memory_request(res.requests.memory)
+    if res.limits.cpu:
+        task.set_cpu_limit(res.limits.cpu)
+    if res.limits.memory:
+        task.set_memory_limit(res.limits.memory)
+    gpus = res.limits.gpu or res.requests.gpu
+    if gpus:
+        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
+    return task
+
+
+# ------------------------------------------------------------------------------------------
+# artefacts
+# ------------------------------------------------------------------------------------------
+
+
+def _sorted(obj: Any) -> Any:
+    """A deep copy with mapping keys sorted: identical output whatever the map order."""
+    if isinstance(obj, dict):
+        return {k: _sorted(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [_sorted(v) for v in obj]
+    return obj
+
+
+def compile_ir(ctx: Context, *, local: bool = False) -> tuple[dict, dict, str | None]:
+    """(pipeline spec, platform spec, description) as plain dicts, as kfp's compiler has them."""
+    from google.protobuf import json_format
+
+    pipeline = build_pipeline(ctx, local=local)
+    ir = json_format.MessageToDict(pipeline.pipeline_spec)
+    platform = json_format.MessageToDict(pipeline.platform_spec)
+    return _sorted(ir), _sorted(platform), pipeline.description
+
+
+def kubernetes_manifests(ctx: Context, ir: dict, platform: dict, description: str | None) -> list[dict]:
+    """Pipeline + PipelineVersion as kfp's ``_write_kubernetes_manifest_to_file`` builds them
+    (``include_pipeline_manifest=True``), with mlspec's labels and annotations added."""
+    name, version = ctx.spec.name, pipeline_version_name(ctx)
+    namespace = ctx.env.kubeflow.namespace
+    meta = {"labels": ctx.labels("training-pipeline"), "annotations": ctx.annotations()}
+    pipeline = {
+        "apiVersion": "pipelines.kubeflow.org/v2beta1",
+        "kind": "Pipeline",
+        "metadata": {"name": name, "namespace": namespace, **meta},
+        "spec": {"displayName": name},
+    }
+    if description:
+        pipeline["spec"]["description"] = description
+    pv = {
+        "apiVersion": "pipelines.kubeflow.org/v2beta1",
+        "kind": "PipelineVersion",
+        "metadata": {"name": version, "namespace": namespace, **meta},
+        "spec": {"displayName": version, "pipelineName": name, "pipelineSpec": ir},
+    }
+    if platform:
+        pv["spec"]["platformSpec"] = platform
+    if description:
+        pv["spec"]["description"] = description
+    return [_sorted(pipeline), _sorted(pv)]
+
+
+def schedule_cronjob(ctx: Context) -> dict | None:
+    """The ``batch/v1`` CronJob that starts a run of this PipelineVersion on the spec's cron."""
+    import inspect
+
+    training = ctx.spec.training
+    if not training.schedule:
+        return None
+    steps = _steps()
+    version = pipeline_version_name(ctx)
+    base = ctx.spec.name[: CRONJOB_NAME_MAX - len("-training")].rstrip("-")
+    kfp_ns = ctx.env.kubeflow.namespace
+    script = (inspect.getsource(steps.trigger_run)
+              + "\n\nif __name__ == \"__main__\":\n    raise SystemExit(trigger_run())\n")
+    labels = ctx.labels("training-schedule")
+    account = training.service_account or "default-editor"
+    env = {
+        "KFP_HOST": f"http://ml-pipeline.{kfp_ns}.svc.cluster.local:8888",
+        "KFP_PIPELINE_NAMESPACE": kfp_ns,
+        "KFP_PIPELINE_NAME": ctx.spec.name,
+        "KFP_PIPELINE_VERSION": version,
+        "KFP_RUN_NAMESPACE": ctx.namespace,
+        "KFP_EXPERIMENT": ctx.spec.name,
+        "KFP_SERVICE_ACCOUNT": training.service_account or "",
+        "KFP_RUN_PARAMETERS": "{}",
+        "KF_PIPELINES_SA_TOKEN_PATH": f"{KFP_TOKEN_DIR}/token",
+    }
+    container = {
+        "name": "trigger-run",
+        "image": training.image or DEFAULT_IMAGE,
+        "command": ["python3", "-c", script],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "kfp-token", "mountPath": KFP_TOKEN_DIR, "readOnly": True}],
+    }
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": f"{base}-training", "namespace": ctx.namespace, "labels": labels,
+                     "annotations": {**ctx.annotations(), "mlspec.io/pipeline-version": version}},
+        "spec": {
+            "schedule": units.parse_cron(training.schedule),
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "backoffLimit": 2,
+                    "activeDeadlineSeconds": 600,
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "serviceAccountName": account,
+                            "automountServiceAccountToken": False,
+                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                            "containers": [container],
+                            "volumes": [{
+                                "name": "kfp-token",
+                                "projected": {"sources": [{"serviceAccountToken": {
+                                    "path": "token", "expirationSeconds": 3600,
+                                    "audience": "pipelines.kubeflow.org"}}]},
+                            }],
+                        },
+                    },
+                },
+            },
+        },
+    }
+    return _sorted(cronjob)
+
+
+def version_key() -> str:
+    """What this target's output depends on besides the context: its own code, the step
+    code (embedded in the IR), the pins and the installed kfp version (``sdkVersion`` and the
+    ``kfp==`` pin in the IR).  For the compiler's cache fingerprint; reads two source files
+    and package metadata, imports no kfp."""
+    import hashlib
+    from importlib import metadata
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in ("kubeflow.py", "kubeflow_components.py"):
+        digest.update((here / name).read_bytes())
+    try:
+        kfp_version = metadata.version("kfp")
+    except metadata.PackageNotFoundError:
+        kfp_version = "absent"
+    digest.update(json.dumps({"pins": PINS, "kfp": kfp_version}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def generate(ctx: Context) -> list[Artefact]:
+    """The Kubeflow artefacts of one spec in one environment (pure: no I/O)."""
+    ir, platform, description = compile_ir(ctx)
+    out = [
+        Artefact(ctx.deploy_path("kubeflow", "pipeline-ir.yaml"),
+                 [ir, platform] if platform else ir, kind="yaml", multi_document=bool(platform)),
+        Artefact(ctx.deploy_path("kubeflow", "pipeline.yaml"),
+                 kubernetes_manifests(ctx, ir, platform, description), kind="yaml", multi_document=True),
+    ]
+    cron = schedule_cronjob(ctx)
+    if cron is not None:
+        out.append(Artefact(ctx.deploy_path("kubeflow", "schedule.yaml"), cron, kind="yaml"))
+    return out

@@ -1,0 +1,867 @@
+"""The step bodies of mlspec's Kubeflow training pipeline (KFP lightweight components).
+
+Every function here is turned into a KFP component by :mod:`mlspec.generators.kubeflow`
+(``dsl.component(func, base_image=..., packages_to_install=...)``).  KFP ships each
+function's *source text* to the step's container and runs it there, so every function
+is self-contained: all imports are inside the body, no module-level helpers are used,
+and helpers a step needs are nested functions.  Editing a function changes the compiled
+pipeline (its source is embedded in the IR), which is intended: the IR says exactly what
+runs.
+
+Conventions shared by the steps (documented once here):
+
+* Datasets are Parquet files at ``dataset.path``; timestamps are ``datetime64[us, UTC]``.
+* A failing check raises with a message that starts with a line
+  ``MLSPEC-FAILURE: <message>``, printed first, so ``mlspec run --local`` can show the
+  message rather than a traceback.  ``select_best`` prints ``MLSPEC-CANDIDATES: <json>``.
+* Credentials never appear in arguments: warehouse steps read them from environment
+  variables or from a Kubernetes Secret mounted at ``/var/run/secrets/mlspec/<source>``
+  (the mount is declared in the pipeline's platform spec).
+
+:func:`trigger_run` is not a pipeline step: it is the stdlib-only script that the
+schedule's CronJob runs to start a run of the committed PipelineVersion.
+"""
+
+# No ``from __future__ import annotations`` here: KFP reads the annotations at run time.
+from typing import List
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+# ----------------------------------------------------------------------------------------
+# ingest
+# ----------------------------------------------------------------------------------------
+
+
+def ingest_file(
+    source: str,
+    data_root: str,
+    path: str,
+    file_format: str,
+    timestamp_columns: str,
+    declared_columns: str,
+    dataset: Output[Dataset],
+) -> str:
+    """Read a Parquet/CSV file (relative paths resolve against ``data_root``; URIs are
+    read as they are, through fsspec), normalise timestamps to UTC and write Parquet.
+    Returns the sha256 of the bytes read (the data snapshot)."""
+    import hashlib
+    import io
+    import json
+
+    import pandas as pd
+
+    def resolve(root: str, rel: str) -> str:
+        if "://" in rel or rel.startswith("/"):
+            target = rel
+        else:
+            target = root.rstrip("/") + "/" + rel
+        if target.startswith("file://"):
+            target = target[len("file://"):]
+        if target.startswith("minio://"):  # KFP's name for MinIO; s3fs speaks S3 to it
+            target = "s3://" + target[len("minio://"):]
+        return target
+
+    location = resolve(data_root, path)
+    if "://" in location:
+        import fsspec
+
+        with fsspec.open(location, "rb") as handle:
+            raw = handle.read()
+    else:
+        with open(location, "rb") as handle:
+            raw = handle.read()
+    digest = hashlib.sha256(raw).hexdigest()
+    if file_format == "csv":
+        frame = pd.read_csv(io.BytesIO(raw))
+    else:
+        frame = pd.read_parquet(io.BytesIO(raw))
+
+    declared = json.loads(declared_columns)
+    missing = [c for c in declared if c not in frame.columns]
+    if missing:
+        message = f"source '{source}' ({location}) lacks declared column(s): {', '.join(missing)}"
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise ValueError(message)
+    for column in json.loads(timestamp_columns):
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values):
+            values = pd.to_datetime(values, unit="s", utc=True)
+        else:
+            values = pd.to_datetime(values, utc=True, format="ISO8601")
+        frame[column] = values.dt.as_unit("us")
+
+    frame.to_parquet(dataset.path, index=False)
+    dataset.metadata["source"] = source
+    dataset.metadata["location"] = location
+    dataset.metadata["rows"] = int(len(frame))
+    dataset.metadata["sha256"] = digest
+    print(f"ingested {len(frame)} rows from {location} (sha256 {digest})", flush=True)
+    return digest
+
+
+def ingest_bigquery(
+    source: str,
+    project: str,
+    table: str,
+    query: str,
+    timestamp_columns: str,
+    declared_columns: str,
+    dataset: Output[Dataset],
+) -> str:
+    """Run a BigQuery query (or read a table) with the google-cloud-bigquery client.
+
+    Credentials: Application Default Credentials only -- workload identity of the run's
+    service account, or ``GOOGLE_APPLICATION_CREDENTIALS`` pointing at a key file that the
+    pipeline mounts from the spec's Secret.  Returns the sha256 of the result as CSV."""
+    import hashlib
+    import json
+    import os
+
+    import pandas as pd
+    from google.cloud import bigquery
+
+    mount = f"/var/run/secrets/mlspec/{source}"
+    if "GOOGLE_APPLICATION_CREDENTIALS" not in os.environ and os.path.isdir(mount):
+        keys = sorted(os.listdir(mount))
+        if keys:
+            os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = os.path.join(mount, os.environ.get("MLSPEC_SECRET_KEY", keys[0]))
+    client = bigquery.Client(project=project or None)
+    sql = query or f"SELECT * FROM `{table}`"
+    frame = client.query(sql).to_dataframe()
+
+    declared = json.loads(declared_columns)
+    missing = [c for c in declared if c not in frame.columns]
+    if missing:
+        message = f"source '{source}' lacks declared column(s): {', '.join(missing)}"
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise ValueError(message)
+    for column in json.loads(timestamp_columns):
+        if column in frame.columns:
+            values = frame[column]
+            if pd.api.types.is_numeric_dtype(values):
+                values = pd.to_datetime(values, unit="s", utc=True)
+            else:
+                values = pd.to_datetime(values, utc=True)
+            frame[column] = values.dt.as_unit("us")
+    digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+    frame.to_parquet(dataset.path, index=False)
+    dataset.metadata.update({"source": source, "rows": int(len(frame)), "sha256": digest})
+    return digest
+
+
+def ingest_sql(
+    source: str,
+    dialect: str,
+    connection: str,
+    table: str,
+    query: str,
+    timestamp_columns: str,
+    declared_columns: str,
+    dataset: Output[Dataset],
+) -> str:
+    """Read a table or query from Postgres, Redshift or Snowflake into Parquet.
+
+    ``connection`` is JSON of the *non-secret* settings from the spec (host, port,
+    database, schema, warehouse, cluster_id, region, user).  Secrets come from the
+    environment or from files of the spec's Secret, mounted at
+    ``/var/run/secrets/mlspec/<source>``:
+
+    * postgres:  password = file ``<key>`` (``MLSPEC_SECRET_KEY``) or ``PGPASSWORD``;
+      user = file ``user`` or ``PGUSER``;  driver: SQLAlchemy + psycopg2.
+    * redshift:  IAM authentication (``redshift_connector``, ``iam=True``) with the
+      AWS credential chain -- IRSA/workload identity, or the mounted key used as
+      ``AWS_SHARED_CREDENTIALS_FILE``.
+    * snowflake: password = file ``<key>`` or ``SNOWFLAKE_PASSWORD``; account/user =
+      files ``account``/``user`` or ``SNOWFLAKE_ACCOUNT``/``SNOWFLAKE_USER``.
+
+    Returns the sha256 of the result as CSV."""
+    import hashlib
+    import json
+    import os
+
+    import pandas as pd
+
+    settings = json.loads(connection)
+    mount = f"/var/run/secrets/mlspec/{source}"
+    key = os.environ.get("MLSPEC_SECRET_KEY", "")
+
+    def secret_file(name: str) -> str | None:
+        path = os.path.join(mount, name)
+        if name and os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+        return None
+
+    def need(value, what: str) -> str:
+        if not value:
+            message = f"source '{source}': no {what} (see the ingest_sql docstring for where it is read from)"
+            print(f"MLSPEC-FAILURE: {message}", flush=True)
+            raise RuntimeError(message)
+        return value
+
+    if dialect == "postgres":
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import URL
+
+        url = URL.create(
+            "postgresql+psycopg2",
+            username=need(secret_file("user") or os.environ.get("PGUSER"), "user"),
+            password=need(secret_file(key) or os.environ.get("PGPASSWORD"), "password"),
+            host=settings["host"],
+            port=int(settings["port"]),
+            database=settings["database"],
+        )
+        sql = query or f'SELECT * FROM {table}'
+        with create_engine(url).connect() as conn:
+            frame = pd.read_sql(text(sql), conn)
+    elif dialect == "redshift":
+        import redshift_connector
+
+        if key and os.path.isfile(os.path.join(mount, key)):
+            os.environ.setdefault("AWS_SHARED_CREDENTIALS_FILE", os.path.join(mount, key))
+        conn = redshift_connector.connect(
+            iam=True,
+            cluster_identifier=settings["cluster_id"],
+            region=settings["region"],
+            database=settings["database"],
+            db_user=need(settings.get("user") or os.environ.get("REDSHIFT_USER"), "database user"),
+        )
+        try:
+            cursor = conn.cursor()
+            cursor.execute(query or f'SELECT * FROM "{settings.get("schema", "public")}"."{table}"')
+            frame = cursor.fetch_dataframe()
+        finally:
+            conn.close()
+    elif dialect == "snowflake":
+        import snowflake.connector
+
+        conn = snowflake.connector.connect(
+            account=need(secret_file("account") or os.environ.get("SNOWFLAKE_ACCOUNT"), "account"),
+            user=need(secret_file("user") or os.environ.get("SNOWFLAKE_USER"), "user"),
+            password=need(secret_file(key) or os.environ.get("SNOWFLAKE_PASSWORD"), "password"),
+            database=settings["database"],
+            schema=settings["schema"],
+            warehouse=settings.get("warehouse") or None,
+        )
+        try:
+            cursor = conn.cursor()
+            cursor.execute(query or f"SELECT * FROM {table}")
+            frame = cursor.fetch_pandas_all()
+        finally:
+            conn.close()
+    else:
+        raise ValueError(f"unknown SQL dialect {dialect!r}")
+
+    declared = json.loads(declared_columns)
+    missing = [c for c in declared if c not in frame.columns]
+    if missing:
+        message = f"source '{source}' lacks declared column(s): {', '.join(missing)}"
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise ValueError(message)
+    for column in json.loads(timestamp_columns):
+        if column in frame.columns:
+            values = frame[column]
+            if pd.api.types.is_numeric_dtype(values):
+                values = pd.to_datetime(values, unit="s", utc=True)
+            else:
+                values = pd.to_datetime(values, utc=True)
+            frame[column] = values.dt.as_unit("us")
+    digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+    frame.to_parquet(dataset.path, index=False)
+    dataset.metadata.update({"source": source, "rows": int(len(frame)), "sha256": digest})
+    return digest
+
+
+# ----------------------------------------------------------------------------------------
+# data quality
+# ----------------------------------------------------------------------------------------
+
+
+def check_data(source: str, checks: str, dataset: Input[Dataset]) -> str:
+    """Run the spec's data-quality checks; fail listing every violated check."""
+    import json
+
+    import pandas as pd
+
+    frame = pd.read_parquet(dataset.path)
+    problems: list[str] = []
+    specs = json.loads(checks)
+    for check in specs:
+        kind = check["type"]
+        if kind == "row_count":
+            rows = len(frame)
+            if check.get("min") is not None and rows < check["min"]:
+                problems.append(f"row_count: {rows} rows < min {check['min']}")
+            if check.get("max") is not None and rows > check["max"]:
+                problems.append(f"row_count: {rows} rows > max {check['max']}")
+            continue
+        columns = check.get("columns") or [check["column"]]
+        absent = [c for c in columns if c not in frame.columns]
+        if absent:
+            problems.append(f"{kind}: column(s) not found: {', '.join(absent)}")
+            continue
+        if kind == "not_null":
+            for column in columns:
+                nulls = int(frame[column].isna().sum())
+                if nulls:
+                    problems.append(f"not_null: column '{column}' has {nulls} null value(s)")
+        elif kind == "range":
+            values = frame[check["column"]].dropna()
+            if check.get("min") is not None:
+                below = int((values < check["min"]).sum())
+                if below:
+                    problems.append(f"range: column '{check['column']}' has {below} value(s) < min {check['min']} (lowest {values.min()})")
+            if check.get("max") is not None:
+                above = int((values > check["max"]).sum())
+                if above:
+                    problems.append(f"range: column '{check['column']}' has {above} value(s) > max {check['max']} (highest {values.max()})")
+        elif kind == "allowed_values":
+            values = frame[check["column"]].dropna()
+            bad = values[~values.isin(check["values"])]
+            if len(bad):
+                shown = ", ".join(repr(v) for v in sorted({str(v) for v in bad})[:5])
+                problems.append(f"allowed_values: column '{check['column']}' has {len(bad)} value(s) outside {check['values']}: {shown}")
+        elif kind == "unique":
+            dupes = int(frame.duplicated(subset=columns, keep="first").sum())
+            if dupes:
+                problems.append(f"unique: {dupes} duplicate row(s) over ({', '.join(columns)})")
+        else:
+            problems.append(f"{kind}: unknown check type")
+    if problems:
+        message = (f"data-quality checks failed for source '{source}' ({len(problems)} violation(s)): "
+                   + "; ".join(problems))
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise ValueError(message)
+    print(f"source '{source}': {len(specs)} check(s) passed on {len(frame)} rows", flush=True)
+    return json.dumps({"source": source, "rows": int(len(frame)), "checks": len(specs)}, sort_keys=True)
+
+
+# ----------------------------------------------------------------------------------------
+# point-in-time feature engineering
+# ----------------------------------------------------------------------------------------
+
+
+def build_entity_frame(
+    keys: str,
+    timestamp: str,
+    label: str,
+    source_name: str,
+    source_sha256: str,
+    labels: Input[Dataset],
+    entity: Output[Dataset],
+) -> str:
+    """The label table: entity join keys + label timestamp + label column, in source order.
+    Rows without a label or timestamp are dropped (they cannot be trained on).
+    Returns JSON whose ``snapshots`` starts the data-snapshot lineage (source -> sha256)
+    that every join step extends and the register step records."""
+    import json
+
+    import pandas as pd
+
+    frame = pd.read_parquet(labels.path)
+    wanted = [k for k in json.loads(keys) if k in frame.columns] + [timestamp, label]
+    missing = [c for c in (timestamp, label) if c not in frame.columns]
+    if missing:
+        message = f"label source lacks column(s): {', '.join(missing)}"
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise ValueError(message)
+    out = frame[wanted]
+    before = len(out)
+    out = out.dropna(subset=[timestamp, label]).reset_index(drop=True)
+    out.to_parquet(entity.path, index=False)
+    entity.metadata["rows"] = int(len(out))
+    print(f"entity frame: {len(out)} rows ({before - len(out)} dropped without label/timestamp)", flush=True)
+    return json.dumps({"rows": int(len(out)), "dropped": int(before - len(out)),
+                       "snapshots": {source_name: source_sha256}}, sort_keys=True)
+
+
+def join_view_fields(
+    view: str,
+    keys: str,
+    entity_timestamp: str,
+    source_timestamp: str,
+    created_timestamp: str,
+    fields: str,
+    ttl_seconds: int,
+    source_name: str,
+    source_sha256: str,
+    upstream: str,
+    entity: Input[Dataset],
+    source: Input[Dataset],
+    joined: Output[Dataset],
+) -> str:
+    """Point-in-time join of plain fields: for each entity row, the latest source row with
+    the same keys and ``label_ts - ttl <= source_ts <= label_ts`` (``ttl`` 0: unbounded;
+    equal timestamps are broken by ``created_timestamp``).  No match: NaN.
+    ``upstream`` is the previous step's JSON; its ``snapshots`` are extended with
+    ``source_name: source_sha256``."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    left = pd.read_parquet(entity.path)
+    right = pd.read_parquet(source.path)
+    key_list = json.loads(keys)
+    field_list = json.loads(fields)
+    clash = [f for f in field_list if f in left.columns]
+    if clash:
+        message = f"view '{view}': feature(s) {', '.join(clash)} already exist in the feature table"
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise ValueError(message)
+    order = ["__src_ts"] + ([created_timestamp] if created_timestamp else [])
+    cols = key_list + [source_timestamp] + ([created_timestamp] if created_timestamp else []) + field_list
+    right = right[cols].rename(columns={source_timestamp: "__src_ts"})
+    right = right.dropna(subset=["__src_ts"] + key_list).sort_values(order, kind="mergesort")
+    for key in key_list:  # merge_asof needs identical key dtypes
+        if left[key].dtype != right[key].dtype:
+            if pd.api.types.is_numeric_dtype(left[key]) and pd.api.types.is_numeric_dtype(right[key]):
+                left[key] = left[key].astype("float64")
+                right[key] = right[key].astype("float64")
+            else:
+                left[key] = left[key].astype("string")
+                right[key] = right[key].astype("string")
+    left = left.reset_index(drop=True)
+    left["__row"] = np.arange(len(left))
+    usable = left.dropna(subset=[entity_timestamp] + key_list).sort_values(entity_timestamp, kind="mergesort")
+    merged = pd.merge_asof(
+        usable, right.drop(columns=[created_timestamp] if created_timestamp else []),
+        left_on=entity_timestamp, right_on="__src_ts", by=key_list,
+        direction="backward", allow_exact_matches=True,
+    )
+    if ttl_seconds > 0:
+        stale = (merged[entity_timestamp] - merged["__src_ts"]) > pd.Timedelta(seconds=ttl_seconds)
+        for field in field_list:
+            if stale.any():
+                if not pd.api.types.is_float_dtype(merged[field]) and pd.api.types.is_numeric_dtype(merged[field]):
+                    merged[field] = merged[field].astype("float64")
+                merged.loc[stale, field] = np.nan
+    found = merged[["__row"] + field_list].set_index("__row")
+    out = left.join(found, on="__row").drop(columns=["__row"])
+    out.to_parquet(joined.path, index=False)
+    hits = int(merged["__src_ts"].notna().sum()) if len(merged) else 0
+    print(f"view '{view}': {hits}/{len(left)} rows matched", flush=True)
+    snapshots = {**json.loads(upstream).get("snapshots", {}), source_name: source_sha256}
+    return json.dumps({"view": view, "rows": int(len(out)), "matched": hits, "snapshots": snapshots}, sort_keys=True)
+
+
+def join_view_aggregations(
+    view: str,
+    keys: str,
+    entity_timestamp: str,
+    source_timestamp: str,
+    aggregations: str,
+    source_name: str,
+    source_sha256: str,
+    upstream: str,
+    entity: Input[Dataset],
+    source: Input[Dataset],
+    joined: Output[Dataset],
+) -> str:
+    """Point-in-time window aggregations: for each entity row, the function over the
+    source rows with the same keys and ``label_ts - window < source_ts <= label_ts``.
+    No rows in the window: count 0, every other function NaN (as SQL aggregates).
+    Extends the ``snapshots`` of ``upstream`` like :func:`join_view_fields`."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    left = pd.read_parquet(entity.path)
+    right = pd.read_parquet(source.path)
+    key_list = json.loads(keys)
+    specs = json.loads(aggregations)
+    clash = [a["name"] for a in specs if a["name"] in left.columns]
+    if clash:
+        message = f"view '{view}': feature(s) {', '.join(clash)} already exist in the feature table"
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise ValueError(message)
+    value_cols = sorted({a["column"] for a in specs})
+    right = right[key_list + [source_timestamp] + value_cols].rename(columns={source_timestamp: "__src_ts"})
+    right = right.dropna(subset=["__src_ts"] + key_list)
+    for key in key_list:
+        if left[key].dtype != right[key].dtype:
+            if pd.api.types.is_numeric_dtype(left[key]) and pd.api.types.is_numeric_dtype(right[key]):
+                left[key] = left[key].astype("float64")
+                right[key] = right[key].astype("float64")
+            else:
+                left[key] = left[key].astype("string")
+                right[key] = right[key].astype("string")
+    queries = left[key_list + [entity_timestamp]].drop_duplicates().dropna().reset_index(drop=True)
+    queries["__q"] = np.arange(len(queries))
+    pairs = queries.merge(right, on=key_list, how="inner")
+    pairs = pairs[pairs["__src_ts"] <= pairs[entity_timestamp]]
+    results = pd.DataFrame(index=queries["__q"])
+    for spec in specs:
+        window = pd.Timedelta(seconds=int(spec["window_seconds"]))
+        inside = pairs[pairs["__src_ts"] > pairs[entity_timestamp] - window]
+        column, function, name = spec["column"], spec["function"], spec["name"]
+        grouped = inside.groupby("__q")[column]
+        if function == "count":
+            values = grouped.count().reindex(results.index, fill_value=0).astype("int64")
+        elif function == "sum":
+            values = grouped.sum(min_count=1).reindex(results.index)
+        elif function in ("mean", "min", "max", "std"):
+            values = grouped.agg(function).reindex(results.index)
+        elif function == "last":
+            latest = inside.sort_values("__src_ts", kind="mergesort").drop_duplicates("__q", keep="last")
+            values = latest.set_index("__q")[column].reindex(results.index)
+        else:
+            raise ValueError(f"unknown aggregation function {function!r}")
+        results[name] = values.to_numpy()
+    queries = queries.join(results, on="__q").drop(columns=["__q"])
+    out = left.merge(queries, on=key_list + [entity_timestamp], how="left", sort=False)
+    for spec in specs:
+        if spec["function"] == "count":
+            out[spec["name"]] = out[spec["name"]].fillna(0).astype("int64")
+    if len(out) != len(left):
+        raise RuntimeError(f"view '{view}': join changed the row count ({len(left)} -> {len(out)})")
+    out.to_parquet(joined.path, index=False)
+    print(f"view '{view}': {len(specs)} aggregation(s) over {len(pairs)} candidate rows", flush=True)
+    snapshots = {**json.loads(upstream).get("snapshots", {}), source_name: source_sha256}
+    return json.dumps({"view": view, "rows": int(len(out)), "snapshots": snapshots}, sort_keys=True)
+
+
+# ----------------------------------------------------------------------------------------
+# training, selection, gate, registration
+# ----------------------------------------------------------------------------------------
+
+
+def train_candidate(
+    candidate: str,
+    estimator: str,
+    feature_columns: str,
+    label: str,
+    metric: str,
+    test_size: float,
+    split_seed: int,
+    stratify: bool,
+    features: Input[Dataset],
+    model: Output[Model],
+) -> str:
+    """Fit ``estimator`` with the candidate's hyper-parameters on the training split and
+    score it on the hold-out.  ``random_state`` is the split seed unless the candidate
+    sets it.  Estimators that do not accept NaN get a median imputer in front
+    (``sklearn.pipeline``); the saved model is whatever was fitted."""
+    import importlib
+    import inspect
+    import json
+    import math
+    import os
+
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from sklearn import metrics as skm
+    from sklearn.model_selection import train_test_split
+
+    params = json.loads(candidate)
+    columns = json.loads(feature_columns)
+    frame = pd.read_parquet(features.path)
+    X = frame[columns]
+    y = frame[label]
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, random_state=split_seed, stratify=y if stratify else None)
+
+    module_name, _, class_name = estimator.rpartition(".")
+    factory = getattr(importlib.import_module(module_name), class_name)
+    kwargs = dict(params)
+    if "random_state" in inspect.signature(factory).parameters and "random_state" not in kwargs:
+        kwargs["random_state"] = split_seed
+    fitted = factory(**kwargs)
+    try:
+        from sklearn.utils import get_tags
+
+        allow_nan = bool(get_tags(fitted).input_tags.allow_nan)
+    except Exception:  # older scikit-learn, or not a scikit-learn estimator
+        allow_nan = False
+    if not allow_nan and bool(X.isna().to_numpy().any()):
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+
+        fitted = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("model", fitted)])
+    fitted.fit(X_train, y_train)
+
+    def proba():
+        scores = fitted.predict_proba(X_test)
+        return scores[:, 1] if scores.shape[1] == 2 else scores
+
+    if metric == "roc_auc":
+        p = proba()
+        score = skm.roc_auc_score(y_test, p) if p.ndim == 1 else skm.roc_auc_score(y_test, p, multi_class="ovr")
+    elif metric == "log_loss":
+        score = skm.log_loss(y_test, fitted.predict_proba(X_test), labels=list(fitted.classes_))
+    elif metric in ("accuracy", "f1", "precision", "recall"):
+        predicted = fitted.predict(X_test)
+        if metric == "accuracy":
+            score = skm.accuracy_score(y_test, predicted)
+        else:
+            average = "binary" if len(np.unique(y)) == 2 else "macro"
+            fn = {"f1": skm.f1_score, "precision": skm.precision_score, "recall": skm.recall_score}[metric]
+            score = fn(y_test, predicted, average=average, zero_division=0)
+    else:
+        predicted = fitted.predict(X_test)
+        mse = skm.mean_squared_error(y_test, predicted)
+        score = {"r2": skm.r2_score(y_test, predicted), "mae": skm.mean_absolute_error(y_test, predicted),
+                 "mse": mse, "rmse": math.sqrt(mse)}[metric]
+    score = float(score)
+
+    os.makedirs(model.path, exist_ok=True)
+    joblib.dump(fitted, os.path.join(model.path, "model.joblib"))
+    model.metadata.update({"framework": "sklearn", "estimator": estimator, "params": json.dumps(params, sort_keys=True),
+                           metric: score})
+    result = {"params": params, "score": score, "metric": metric,
+              "n_train": int(len(X_train)), "n_test": int(len(X_test))}
+    print(f"candidate {json.dumps(params, sort_keys=True)}: {metric} = {score:.6f}", flush=True)
+    return json.dumps(result, sort_keys=True)
+
+
+def select_best(
+    candidates: str,
+    metric: str,
+    goal: str,
+    results: List[str],
+    models: Input[List[Model]],
+    best_model: Output[Model],
+) -> str:
+    """Fan-in: pick the best candidate by ``metric`` and ``goal`` (ties: the earlier
+    candidate in the spec's order; NaN scores never win) and copy its model."""
+    import json
+    import math
+    import os
+    import shutil
+
+    listed = json.loads(candidates)
+    order = {json.dumps(c, sort_keys=True): i for i, c in enumerate(listed)}
+    rows = []
+    for position, raw in enumerate(results):
+        result = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        if "params" not in result:  # a container trainer may report only its score: loop order
+            result["params"] = listed[position] if position < len(listed) else {}
+        result["score"] = float(result["score"]) if result.get("score") is not None else float("nan")
+        key = json.dumps(result["params"], sort_keys=True)
+        result["index"] = order.get(key, len(order) + position)
+        result["position"] = position
+        rows.append(result)
+    rows.sort(key=lambda r: r["index"])
+
+    def rank(row):
+        score = row.get("score")
+        if score is None or (isinstance(score, float) and math.isnan(score)):
+            return (1, 0.0, row["index"])
+        return (0, -score if goal == "maximize" else score, row["index"])
+
+    best = min(rows, key=rank)
+    source = models[best["position"]].path
+    if os.path.isdir(source):
+        shutil.copytree(source, best_model.path, dirs_exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(best_model.path) or ".", exist_ok=True)
+        shutil.copy(source, best_model.path)
+    best_model.metadata.update({"params": json.dumps(best["params"], sort_keys=True), metric: best["score"]})
+    summary = {
+        "metric": metric,
+        "goal": goal,
+        "best": {"index": best["index"], "params": best["params"], "score": best["score"]},
+        "candidates": [{"index": r["index"], "params": r["params"], "score": r["score"]} for r in rows],
+        "n_train": best.get("n_train"),
+        "n_test": best.get("n_test"),
+    }
+    text = json.dumps(summary, sort_keys=True)
+    print(f"MLSPEC-CANDIDATES: {text}", flush=True)
+    return text
+
+
+def quality_gate(selection: str, threshold: float) -> str:
+    """Fail unless the best candidate reaches ``threshold`` (>= to maximize, <= to minimize)."""
+    import json
+    import math
+
+    summary = json.loads(selection)
+    metric, goal, score = summary["metric"], summary["goal"], summary["best"]["score"]
+    ok = score is not None and not math.isnan(score) and (score >= threshold if goal == "maximize" else score <= threshold)
+    if not ok:
+        sign = "<" if goal == "maximize" else ">"
+        shown = "nan" if score is None or math.isnan(score) else f"{score:.4f}"
+        message = f"quality gate failed: best {metric} {shown} {sign} threshold {threshold:.4f} — no model registered"
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise RuntimeError(message)
+    summary["threshold"] = threshold
+    summary["gate"] = "passed"
+    print(f"quality gate passed: best {metric} {score:.4f} (threshold {threshold:.4f}, {goal})", flush=True)
+    return json.dumps(summary, sort_keys=True)
+
+
+def register_model(
+    registry_root: str,
+    model_name: str,
+    spec_sha256: str,
+    pipeline_version: str,
+    lineage: str,
+    snapshots: str,
+    selection: str,
+    model: Input[Model],
+    registered: Output[Model],
+    metrics: Output[Metrics],
+) -> str:
+    """Write the model, its metrics, parameters and lineage into the registry:
+    ``<registry_root>/<model_name>/<version>/{model/, metrics.json, params.json,
+    lineage.json}`` and ``<registry_root>/<model_name>/latest.json``.  The version is
+    ``<spec sha256[:10]>-<sha256 of the data snapshot>[:10]``: same spec and same data,
+    same version (re-registering writes identical files)."""
+    import hashlib
+    import json
+    import os
+    import shutil
+
+    summary = json.loads(selection)
+    data = json.loads(snapshots)
+    data = data.get("snapshots", data) if isinstance(data.get("snapshots"), dict) else data
+    snapshot_id = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    version = f"{spec_sha256[:10]}-{snapshot_id[:10]}"
+    base = registry_root.rstrip("/") + "/" + model_name
+    if base.startswith("file://"):
+        base = base[len("file://"):]
+    if base.startswith("minio://"):
+        base = "s3://" + base[len("minio://"):]
+    target = base + "/" + version
+    info = {**json.loads(lineage), "spec_sha256": spec_sha256, "pipeline_version": pipeline_version,
+            "data_snapshot": data, "data_snapshot_sha256": snapshot_id, "version": version}
+    files = {
+        "metrics.json": {"metric": summary["metric"], "goal": summary["goal"], "threshold": summary["threshold"],
+                         "score": summary["best"]["score"], "candidates": summary["candidates"],
+                         "n_train": summary.get("n_train"), "n_test": summary.get("n_test")},
+        "params.json": summary["best"]["params"],
+        "lineage.json": info,
+    }
+    latest = {"version": version, "uri": target, "score": summary["best"]["score"], "metric": summary["metric"]}
+    if "://" in target:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(target)
+        fs.put(model.path.rstrip("/") + "/", root + "/model/", recursive=True)
+        for name, content in files.items():
+            with fs.open(root + "/" + name, "w") as handle:
+                handle.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
+        with fs.open(fsspec.core.url_to_fs(base)[1] + "/latest.json", "w") as handle:
+            handle.write(json.dumps(latest, indent=2, sort_keys=True) + "\n")
+    else:
+        os.makedirs(target, exist_ok=True)
+        shutil.copytree(model.path, os.path.join(target, "model"), dirs_exist_ok=True)
+        for name, content in files.items():
+            with open(os.path.join(target, name), "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
+        with open(os.path.join(base, "latest.json"), "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(latest, indent=2, sort_keys=True) + "\n")
+
+    shutil.copytree(model.path, registered.path, dirs_exist_ok=True)
+    registered.metadata.update({"registry_uri": target, "version": version, summary["metric"]: summary["best"]["score"]})
+    metrics.log_metric(summary["metric"], summary["best"]["score"])
+    metrics.log_metric("threshold", summary["threshold"])
+    metrics.log_metric("candidates", len(summary["candidates"]))
+    print(f"registered {model_name} version {version} at {target}", flush=True)
+    return json.dumps({"version": version, "uri": target, "model_uri": target + "/model",
+                       "metrics_uri": target + "/metrics.json", "selection": summary}, sort_keys=True)
+
+
+# ----------------------------------------------------------------------------------------
+# the schedule's trigger (runs in the CronJob, not in the pipeline)
+# ----------------------------------------------------------------------------------------
+
+
+def trigger_run(env=None, urlopen=None) -> int:
+    """Start one run of the committed PipelineVersion through the KFP REST API (v2beta1).
+
+    Stdlib only.  Reads ``KFP_HOST``, ``KFP_PIPELINE_NAMESPACE``, ``KFP_PIPELINE_NAME``,
+    ``KFP_PIPELINE_VERSION``, ``KFP_RUN_NAMESPACE``, ``KFP_EXPERIMENT``,
+    ``KFP_SERVICE_ACCOUNT`` (may be empty) and the bearer token at
+    ``KF_PIPELINES_SA_TOKEN_PATH`` (a projected ServiceAccount token with audience
+    ``pipelines.kubeflow.org``; no file: no Authorization header).  Resolves the
+    pipeline and version IDs by name, finds or creates the experiment, creates the run.
+    Returns the process exit code."""
+    import datetime
+    import json
+    import os
+    import sys
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    env = os.environ if env is None else env
+    urlopen = urllib.request.urlopen if urlopen is None else urlopen
+    host = env["KFP_HOST"].rstrip("/")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    token_path = env.get("KF_PIPELINES_SA_TOKEN_PATH", "")
+    if token_path and os.path.isfile(token_path):
+        with open(token_path, encoding="utf-8") as handle:
+            headers["Authorization"] = "Bearer " + handle.read().strip()
+
+    def call(method: str, path: str, query=None, body=None) -> dict:
+        url = host + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        with urlopen(request, timeout=60) as response:
+            text = response.read().decode() or "{}"
+        return json.loads(text)
+
+    def eq_filter(key: str, value: str) -> str:
+        return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
+
+    pipeline_name = env["KFP_PIPELINE_NAME"]
+    version_name = env["KFP_PIPELINE_VERSION"]
+    run_namespace = env.get("KFP_RUN_NAMESPACE", "")
+    try:
+        pipeline = call("GET", "/apis/v2beta1/pipelines/names/" + urllib.parse.quote(pipeline_name),
+                        {"namespace": env.get("KFP_PIPELINE_NAMESPACE", "")})
+        pipeline_id = pipeline["pipeline_id"]
+        version_id, token = None, ""
+        while version_id is None:
+            query = {"page_size": 100}
+            if token:
+                query["page_token"] = token
+            page = call("GET", f"/apis/v2beta1/pipelines/{pipeline_id}/versions", query)
+            for version in page.get("pipeline_versions") or []:
+                if version_name in (version.get("name"), version.get("display_name")):
+                    version_id = version["pipeline_version_id"]
+                    break
+            token = page.get("next_page_token") or ""
+            if not token:
+                break
+        if version_id is None:
+            print(f"pipeline version {version_name!r} of pipeline {pipeline_name!r} not found; "
+                  "has Argo CD synced the PipelineVersion?", file=sys.stderr)
+            return 1
+        experiment_name = env.get("KFP_EXPERIMENT") or pipeline_name
+        query = {"filter": eq_filter("display_name", experiment_name), "page_size": 1}
+        if run_namespace:
+            query["namespace"] = run_namespace
+        experiments = call("GET", "/apis/v2beta1/experiments", query).get("experiments") or []
+        if experiments:
+            experiment_id = experiments[0]["experiment_id"]
+        else:
+            body = {"display_name": experiment_name}
+            if run_namespace:
+                body["namespace"] = run_namespace
+            experiment_id = call("POST", "/apis/v2beta1/experiments", body=body)["experiment_id"]
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        run = {
+            "display_name": f"{version_name}-scheduled-{stamp}",
+            "description": "started by the mlspec schedule CronJob",
+            "experiment_id": experiment_id,
+            "pipeline_version_reference": {"pipeline_id": pipeline_id, "pipeline_version_id": version_id},
+            "runtime_config": {"parameters": json.loads(env.get("KFP_RUN_PARAMETERS") or "{}")},
+        }
+        if env.get("KFP_SERVICE_ACCOUNT"):
+            run["service_account"] = env["KFP_SERVICE_ACCOUNT"]
+        created = call("POST", "/apis/v2beta1/runs", body=run)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:2000]
+        print(f"KFP API error {exc.code} for {exc.url}: {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, KeyError, ValueError) as exc:
+        print(f"could not start the run: {exc!r}", file=sys.stderr)
+        return 1
+    print(f"started run {created.get('run_id')} of {pipeline_name}/{version_name}")
+    return 0
