@@ -84,6 +84,7 @@ that need it: importing this module does not import kfp.
 """
 
 # No ``from __future__ import annotations``: kfp reads the pipeline's annotations at run time.
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -383,6 +384,34 @@ def _packages(names, schemes=()) -> list[str]:
     return [PINS[n] for n in sorted(set(wanted))]
 
 
+#: Components made so far in this process (see ``build_pipeline``).
+_COMPONENTS: dict[tuple, Any] = {}
+
+
+@contextlib.contextmanager
+def _cheap_task_checks():
+    """Skip the ``inspect.stack()`` call kfp makes in every resource setter.
+
+    ``PipelineTask._ensure_container_spec_exists`` walks the whole call stack, reading
+    source files, only to name its caller in an error message -- about 14 ms a call
+    under the CLI, most of a pipeline's build time.  While building, the same check
+    runs without that walk; the IR is unchanged (tests compare it with kfp's own)."""
+    from kfp.dsl import pipeline_task
+
+    original = pipeline_task.PipelineTask._ensure_container_spec_exists
+
+    def ensure(self) -> None:
+        if self.container_spec is None:
+            raise ValueError("resources can only be set on single-step components, not on pipelines "
+                             "used as components or on special components like importers.")
+
+    pipeline_task.PipelineTask._ensure_container_spec_exists = ensure
+    try:
+        yield
+    finally:
+        pipeline_task.PipelineTask._ensure_container_spec_exists = original
+
+
 def build_pipeline(ctx: Context, *, local: bool = False):
     """The spec's training pipeline as a KFP ``GraphComponent``.
 
@@ -396,18 +425,19 @@ def build_pipeline(ctx: Context, *, local: bool = False):
 
     p = plan(ctx)
     spec, training = ctx.spec, ctx.spec.training
-    made: dict[tuple, Any] = {}
 
     def component(func, packages=()):
-        key = (func.__name__, tuple(packages))
-        if key not in made:
-            made[key] = dsl.component(
+        # Components are immutable once made; building one parses its function's source,
+        # so each is made once per process and shared by every pipeline that uses it.
+        key = (func.__module__, func.__name__, p.image, tuple(packages), local)
+        if key not in _COMPONENTS:
+            _COMPONENTS[key] = dsl.component(
                 func,
                 base_image=p.image,
                 packages_to_install=[] if local else list(packages),
                 install_kfp_package=not local,
             )
-        return made[key]
+        return _COMPONENTS[key]
 
     data_pkgs = _packages(DATA_PACKAGES)
     ingest_file = component(steps.ingest_file, _packages(DATA_PACKAGES, p.fs_schemes))
@@ -435,7 +465,6 @@ def build_pipeline(ctx: Context, *, local: bool = False):
         "search": {"strategy": training.search.strategy, "candidates": len(items)},
     }, sort_keys=True)
 
-    @dsl.pipeline(name=p.version_name, description=spec.description, pipeline_root=p.pipeline_root)
     def training_pipeline(data_root: str = p.data_root, registry_root: str = p.registry_root) -> str:
         datasets, snapshots, checked = {}, {}, {}
         for step in p.ingests:
@@ -491,7 +520,9 @@ def build_pipeline(ctx: Context, *, local: bool = False):
         register.set_display_name("register model").set_caching_options(False)
         return register.outputs["Output"]
 
-    return training_pipeline
+    with _cheap_task_checks():  # decorating builds the graph, calling the setters
+        return dsl.pipeline(name=p.version_name, description=spec.description,
+                            pipeline_root=p.pipeline_root)(training_pipeline)
 
 
 _RESULT_KEY = {False: "Output", True: "result"}

@@ -49,6 +49,15 @@ def _targets(value: str | None) -> list[str] | None:
     return [t.strip() for t in value.split(",") if t.strip()] if value else None
 
 
+def _jobs_option(func):
+    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                        help="Processes to generate with (default: the number of CPUs).")(func)
+
+
+def _jobs(value: int | None) -> int:
+    return value or os.cpu_count() or 1
+
+
 def _spec_options(func):
     func = click.option("--environments", "env_dir", type=click.Path(file_okay=False, path_type=Path),
                         help="Folder of environment files (default: nearest environments/ above the spec).")(func)
@@ -66,12 +75,13 @@ def _spec_options(func):
 @click.option("--force", is_flag=True, help="Overwrite or prune generated files that were edited by hand.")
 @click.option("--format", "-f", "fmt", type=click.Choice(reporters.FORMATS), default=None,
               help="Format of problems (default: github when GITHUB_ACTIONS=true, else text).")
-def compile_(paths, env, env_dir, out_root, targets, check, dry_run, force, fmt) -> None:
+@_jobs_option
+def compile_(paths, env, env_dir, out_root, targets, check, dry_run, force, fmt, jobs) -> None:
     """Compile specs into per-environment GitOps artefacts under --out."""
     from . import commands
 
     sys.exit(commands.compile(list(paths), _envs(env), env_dir, out_root, _targets(targets), check=check,
-                              dry_run=dry_run, force=force, fmt=fmt or reporters.default_format()))
+                              dry_run=dry_run, force=force, fmt=fmt or reporters.default_format(), jobs=_jobs(jobs)))
 
 
 @main.command()
@@ -79,11 +89,13 @@ def compile_(paths, env, env_dir, out_root, targets, check, dry_run, force, fmt)
 @click.option("--out", "-o", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Output root to compare with.")
 @click.option("--targets", "-t", help="Comma-separated targets to run (default: all registered).")
-def diff(paths, env, env_dir, out_root, targets) -> None:
+@_jobs_option
+def diff(paths, env, env_dir, out_root, targets, jobs) -> None:
     """Show, as a unified diff, what `mlspec compile` would change (exit 1 if anything)."""
     from . import commands
 
-    sys.exit(commands.diff(list(paths), _envs(env), env_dir, out_root, _targets(targets), reporters.default_format()))
+    sys.exit(commands.diff(list(paths), _envs(env), env_dir, out_root, _targets(targets),
+                           reporters.default_format(), jobs=_jobs(jobs)))
 
 
 @main.command()

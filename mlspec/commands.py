@@ -126,7 +126,7 @@ def _previous(out_root: Path):
 
 
 def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, fmt: str, out: IO[str],
-          *, reuse: bool = False):
+          *, reuse: bool = False, jobs: int = 1):
     """Resolve, compile and plan; (plan, exit code or None).
 
     With ``reuse``, scopes whose inputs are unchanged keep their files (a fast no-op);
@@ -141,7 +141,7 @@ def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, 
     targets = _select_targets(target_names, out)
     if targets is None:
         return None, EXIT_USAGE
-    compiled = compile_resolved(resolved, targets, _previous(out_root) if reuse else None)
+    compiled = compile_resolved(resolved, targets, _previous(out_root) if reuse else None, jobs=jobs)
     if compiled.errors:
         reporters.report(compiled.errors, fmt, ok_message="", fail_message="nothing written", out=out)
         return None, EXIT_INVALID
@@ -151,12 +151,12 @@ def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, 
 
 def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, out_root: Path,
             target_names: list[str] | None, *, check: bool, dry_run: bool, force: bool, fmt: str,
-            out: IO[str] | None = None) -> int:
+            jobs: int = 1, out: IO[str] | None = None) -> int:
     from . import writer
 
     out = out or sys.stdout
     plan, code = _plan(paths, env_names, env_dir, out_root, target_names, force, fmt, out,
-                       reuse=not (check or force))
+                       reuse=not (check or force), jobs=jobs)
     if plan is None:
         return code
     if check:
@@ -185,12 +185,12 @@ def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None
 
 
 def diff(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, out_root: Path,
-         target_names: list[str] | None, fmt: str, out: IO[str] | None = None) -> int:
+         target_names: list[str] | None, fmt: str, jobs: int = 1, out: IO[str] | None = None) -> int:
     """Print what `mlspec compile` would change as a unified diff; exit 1 when it would change anything."""
     from . import writer
 
     out = out or sys.stdout
-    plan, code = _plan(paths, env_names, env_dir, out_root, target_names, True, fmt, out)
+    plan, code = _plan(paths, env_names, env_dir, out_root, target_names, True, fmt, out, jobs=jobs)
     if plan is None:
         return code
     text = writer.diff(plan)
