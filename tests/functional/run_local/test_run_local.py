@@ -228,3 +228,26 @@ def test_container_training_is_refused_clearly(tmp_path):
     assert "supports estimator training only" in output
     assert not (tmp_path / "out").exists()
 
+
+
+@pytest.mark.slow
+def test_the_cli_runs_the_example_and_prints_the_summary(tmp_path):
+    """`mlspec run SPEC --local` as a user types it (environment: the first found, dev)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "mlspec.cli", "run", "examples/churn/mlops.yaml", "--local",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "quality gate passed" in proc.stdout and "chosen:" in proc.stdout
+    assert list((out / "registry").rglob("model.joblib")), "the model was registered under --out"
+
+
+def test_the_cli_requires_local_for_now():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "mlspec.cli", "run", "examples/churn/mlops.yaml"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--local" in proc.stderr
