@@ -26,7 +26,7 @@ from .artefact import Artefact
 from .context import Context
 from dataclasses import replace
 
-from .errors import SpecError
+from .errors import UNLOCATED, SpecError
 from .project import Resolved
 from .registry import Target
 
@@ -93,7 +93,7 @@ Previous = Callable[[str, str], "dict[str, bytes] | None"]
 
 def _located(exc: SpecError, resolved: Resolved) -> SpecError:
     """A target's user-facing refusal, located in the spec (at ``exc.path`` when given)."""
-    if exc.file != "<unknown>":
+    if exc.file != UNLOCATED:
         return exc
     loc = resolved.doc.positions.value(exc.path)
     return replace(exc, file=loc.file, line=loc.line, col=loc.col)

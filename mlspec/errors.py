@@ -24,12 +24,17 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+#: The file of an error not yet tied to a place (a generator's refusal, before the
+#: compiler locates it in the spec).
+UNLOCATED = "<unknown>"
+
+
 @dataclass(eq=False)  # not frozen: Python sets __traceback__ & co. on raised exceptions
 class SpecError(Exception):
     """A user-facing problem, located at ``file:line:col``."""
 
     message: str
-    file: str = "<unknown>"
+    file: str = UNLOCATED
     line: int = 1
     col: int = 1
     hint: str | None = None
@@ -46,7 +51,7 @@ class SpecError(Exception):
         return Location(self.file, self.line, self.col)
 
     def __str__(self) -> str:
-        text = f"{self.location}: {self.message}"
+        text = self.message if self.file == UNLOCATED else f"{self.location}: {self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
         return text
