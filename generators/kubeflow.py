@@ -96,11 +96,10 @@ from typing import Any
 
 from mlspec import units
 from mlspec.artefact import Artefact
-from mlspec.errors import SpecError
 from mlspec.context import Context
+from mlspec.errors import SpecError
 from mlspec.models import Range, Spec, Training
 
-TARGET = "kubeflow"
 DEFAULT_IMAGE = "python:3.11-slim"
 
 #: Pinned packages of the Python steps (the versions mlspec is tested with).

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field
 
 from .errors import SpecError, did_you_mean
-from .loader import Document, Positions, load_file
+from .loader import Document, Positions
 from .models import K8sLabel, Model
 
 ENV_DIR_NAME = "environments"
@@ -111,10 +111,6 @@ def environment_path(env_dir: Path | None, name: str, known: list[str]) -> Path:
             code="missing-file",
         )
     return env_dir / f"{name}.yaml"
-
-
-def load_environment_document(path: Path, display: str | None = None) -> Document:
-    return load_file(path, display)
 
 
 def merge(base: Document, overlay: Any, overlay_pos: Positions, at: tuple = ()) -> Document:

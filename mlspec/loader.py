@@ -66,13 +66,6 @@ class Positions:
             return self.keys[path]
         return self.value(path)
 
-    def _nearest(self, table: dict[Path_, Location], path: Path_) -> Location:
-        while path:
-            if path in table:
-                return table[path]
-            path = path[:-1]
-        return table.get((), Location(self.file, 1, 1))
-
     def subtree(self, prefix: Path_) -> "Positions":
         """The positions below ``prefix``, re-rooted so that ``prefix`` becomes ``()``."""
         n = len(prefix)

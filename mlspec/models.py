@@ -24,7 +24,6 @@ SPEC_API_VERSION = "mlspec.io/v1alpha1"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
-K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 IMAGE = r"^[a-z0-9][a-z0-9._\-/:@]*[a-zA-Z0-9_]$"
 MODEL_URI = r"^(gs|s3|pvc|https?|oci|hf|file)://\S+$"
 

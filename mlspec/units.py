@@ -147,9 +147,3 @@ def check_label_value(value: str) -> str:
         raise ValueError(f"label value '{value}' is not a valid Kubernetes label value: {_LABEL_RULE}")
     return value
 
-
-def check_label(key: str, value: str) -> None:
-    """Raise ValueError unless key/value form a valid Kubernetes label."""
-    check_label_key(key)
-    if value and not _LABEL_NAME.match(value):
-        raise ValueError(f"label value '{value}' for '{key}' is not a valid Kubernetes label value")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import typing
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -37,7 +37,6 @@ _PATTERN_MESSAGES = {
     units.DURATION_PATTERN: "must be a duration such as 30d, 12h, 90m or 1h30m",
     units.QUANTITY_PATTERN: "must be a Kubernetes quantity such as 500m, 2 or 4Gi",
     m.MODEL_URI: "must be a URI with a scheme gs://, s3://, pvc://, http(s)://, oci://, hf:// or file://",
-    m.K8S_NAME: "must be a Kubernetes name: lowercase letters, digits, '-' and '.'",
 }
 
 
@@ -618,6 +617,3 @@ def policy_check(spec: m.Spec, doc: Document, env: Any, env_file: str) -> list[S
         fail(("serving", "resources"), "serving sets no CPU and memory limits", "require_resource_limits")
     return out
 
-
-def iter_errors(errors: list[SpecError]) -> Iterator[SpecError]:
-    yield from sorted(errors, key=lambda e: (e.file, e.line, e.col))

@@ -330,10 +330,6 @@ def test_resolve_paths_deduplicates_errors_across_environments(tmp_path: Path) -
     assert len(located) == len(set(located))
 
 
-def test_iter_errors_sorts() -> None:
-    errs = [SpecError("b", "f", 3, 1), SpecError("a", "f", 1, 2), SpecError("c", "e", 9, 9)]
-    assert [e.message for e in v.iter_errors(errs)] == ["c", "a", "b"]
-
 
 def test_cross_check_on_a_valid_corpus_spec_reads_each_file_once(tmp_path: Path) -> None:
     calls = []
