@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import __version__
 from .artefact import Artefact
 from .context import Context
-from dataclasses import replace
-
 from .errors import UNLOCATED, SpecError
 from .project import Resolved
 from .registry import Target
+
 
 def scope_of(resolved: Resolved) -> str:
     return f"{resolved.spec.name}@{resolved.env_name}"
@@ -59,22 +57,15 @@ class Compiled:
     errors: list[SpecError] = field(default_factory=list)
 
 
-def _check_path(artefact: Artefact, target: str, ctx: Context) -> str:
-    path = PurePosixPath(artefact.path)
-    if path.is_absolute() or ".." in path.parts or "\\" in artefact.path or not artefact.path:
-        raise ValueError(f"target {target} produced an unsafe path {artefact.path!r}")
-    return path.as_posix()
-
-
 def generate(resolved: Resolved, targets: list[Target]) -> list[tuple[str, Artefact]]:
-    """Run every target on one resolved spec; (target name, artefact) pairs in a stable order."""
+    """Run every target on one resolved spec; (target name, artefact) pairs in a stable order.
+
+    Output paths are vetted by :mod:`mlspec.writer`, which refuses any that could leave
+    the output root."""
     ctx = context(resolved)
     out: list[tuple[str, Artefact]] = []
     for target in targets:
-        generate_fn = target.load()
-        for artefact in generate_fn(ctx):
-            _check_path(artefact, target.name, ctx)
-            out.append((target.name, artefact))
+        out.extend((target.name, artefact) for artefact in target.load()(ctx))
     return sorted(out, key=lambda pair: pair[1].path)
 
 

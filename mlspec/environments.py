@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field
 
 from .errors import SpecError, did_you_mean
-from .loader import Document, Positions
+from .loader import Document, Positions, display_path
 from .models import K8sLabel, Model
 
 ENV_DIR_NAME = "environments"
@@ -103,10 +103,10 @@ def list_environments(env_dir: Path | None) -> list[str]:
 
 def environment_path(env_dir: Path | None, name: str, known: list[str]) -> Path:
     if env_dir is None or name not in known:
-        where = f"{env_dir}" if env_dir else "no environments/ folder found"
+        where = f"no {name}.yaml in {display_path(env_dir)}" if env_dir else "no environments/ folder found"
         raise SpecError(
             f"unknown environment '{name}' ({where})",
-            str(env_dir / f"{name}.yaml") if env_dir else f"{ENV_DIR_NAME}/{name}.yaml", 1, 1,
+            display_path(env_dir / f"{name}.yaml") if env_dir else f"{ENV_DIR_NAME}/{name}.yaml", 1, 1,
             hint=did_you_mean(name, known) or (f"known: {', '.join(known)}" if known else "create environments/<env>.yaml"),
             code="missing-file",
         )

@@ -167,6 +167,15 @@ def decode(raw: bytes, file: str) -> str:
         ) from None
 
 
+def display_path(path: Path) -> str:
+    """A path as users should see it: relative to the working directory when below it."""
+    try:
+        resolved, cwd = path.resolve(), Path.cwd().resolve()
+        return resolved.relative_to(cwd).as_posix() if resolved.is_relative_to(cwd) else path.as_posix()
+    except (OSError, ValueError):
+        return path.as_posix()
+
+
 def read_file(path: Path, display: str | None = None) -> str:
     display = display or str(path)
     try:

@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from . import environments as envs
 from .errors import SpecError, SpecErrors
-from .loader import Document, load_file
+from .loader import Document, display_path, load_file
 from .models import Spec
 from .validate import check_model, check_overrides, cross_check, policy_check
 
 SPEC_FILENAMES = ("mlops.yaml", "mlops.yml")
-
-
-def display_path(path: Path) -> str:
-    """A path as users should see it: relative to the working directory when below it."""
-    try:
-        return Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix() if path.resolve().is_relative_to(Path.cwd().resolve()) else path.as_posix()
-    except (OSError, ValueError):
-        return path.as_posix()
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -96,14 +87,7 @@ def read_columns_cached(path: Path, fmt: str | None) -> dict[str, str]:
 
 def _load_env(env_dir: Path, name: str, known: list[str], cache: dict) -> tuple[envs.Environment, Document, str]:
     if name not in cache:
-        try:
-            path = envs.environment_path(env_dir, name, known)
-        except SpecError as exc:
-            if env_dir is None:
-                raise
-            # report it as every other file is reported: relative to the working directory
-            raise replace(exc, message=f"unknown environment '{name}' (no {name}.yaml in {display_path(env_dir)})",
-                          file=display_path(Path(exc.file))) from None
+        path = envs.environment_path(env_dir, name, known)
         display = display_path(path)
         doc = load_file(path, display)
         env = check_model(doc, envs.Environment, "environment")

@@ -64,3 +64,18 @@ def test_registry_lists_builtin_and_plugin_targets(tmp_path: Path):
                           capture_output=True, text=True, check=True)
     names = eval(proc.stdout)  # a printed list of str
     assert "hello" in names and "kubeflow" in names
+
+
+def test_a_target_cannot_write_outside_the_output_root(tmp_path: Path):
+    site = tmp_path / "site"
+    _install_fake_distribution(site)
+    module = site / "mlspec_hello" / "__init__.py"
+    module.write_text(module.read_text().replace('path=ctx.deploy_path("hello", "configmap.yaml")',
+                                                 'path="../escaped.yaml"'))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "mlspec.cli", "compile", "examples/churn/mlops.yaml",
+                           "--env", "dev", "--targets", "hello", "--out", str(out)],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "refusing to write '../escaped.yaml'" in proc.stdout
+    assert not (tmp_path / "escaped.yaml").exists() and not out.exists()
