@@ -11,11 +11,15 @@
     ``Compiler().compile(..., kubernetes_manifest_format=True,
     kubernetes_manifest_options=KubernetesManifestOptions(pipeline_name=<name>,
     pipeline_version_name=<name>-<short hash>, namespace=..., include_pipeline_manifest=True))``
-    writes them, plus mlspec's standard labels and annotations.  The version is named
-    after the spec hash, so every spec change is a new, immutable PipelineVersion (KFP
-    rejects changes to a version's spec).  KFP's validating webhook requires the
-    version's ``metadata.name`` to equal ``pipelineSpec.pipelineInfo.name``, so the IR is
-    compiled under the version name; the ``Pipeline`` object carries the spec name.
+    writes them, plus mlspec's standard labels and annotations.  The version is
+    content-addressed: ``<name>-<first 10 hex of the sha256 of the IR>``, hashed with the
+    version name left out (:func:`compile_ir`), so it changes if and only if the pipeline
+    does -- a serving, owner, label or description edit keeps it (KFP rejects changes to
+    a version's spec, so every new IR is a new, immutable PipelineVersion).  KFP's
+    validating webhook requires the version's ``metadata.name`` to equal
+    ``pipelineSpec.pipelineInfo.name``, so the IR carries the version name; the
+    ``Pipeline`` object carries the spec name and the spec's description (the IR does
+    not: a documentation edit is not a new pipeline).
 ``deploy/<env>/<name>/kubeflow/schedule.yaml`` (only with ``training.schedule``)
     A ``batch/v1`` CronJob that starts a run of that PipelineVersion.
 
@@ -75,12 +79,14 @@ Steps use ``training.image`` or ``python:3.11-slim`` and install pinned packages
 to the same IR.  The IR embeds the installed kfp version (``sdkVersion`` and the
 ``kfp==`` pin), so kfp itself must be pinned for byte-stable output.
 
-Module API: :func:`generate` (the target), :func:`candidates` (hyper-parameter candidates),
-:func:`plan` (what the pipeline does, as plain data), :func:`build_pipeline` (the kfp
-``GraphComponent``; ``local=True`` for ``mlspec run --local``), :func:`compile_ir`,
-:func:`kubernetes_manifests`, :func:`schedule_cronjob`, :func:`pipeline_version_name`;
-errors are :class:`KubeflowTargetError`.  ``kfp`` is imported lazily, inside the functions
-that need it: importing this module does not import kfp.
+Module API: :data:`target` (what the registry loads: reads, settings, rules),
+:func:`generate`, :func:`candidates` (hyper-parameter candidates), :func:`plan` (what the
+pipeline does, as plain data), :func:`build_pipeline` (the kfp ``GraphComponent``;
+``local=True`` for ``mlspec run --local``), :func:`compile_ir`, :func:`kubernetes_manifests`,
+:func:`schedule_cronjob`, :func:`pipeline_version_name`, :func:`rules`.  The spec is checked
+by :func:`rules` (run by ``mlspec validate``); the generator assumes valid input.  ``kfp``
+is imported lazily, inside the functions that need it: importing this module does not
+import kfp.
 """
 
 # No ``from __future__ import annotations``: kfp reads the pipeline's annotations at run time.
@@ -94,11 +100,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from mlspec import units
 from mlspec.artefact import Artefact
 from mlspec.context import Context
-from mlspec.errors import SpecError
-from mlspec.models import Range, Spec, Training
+from mlspec.models import K8sLabel, Model, Range, Spec, Training
+from mlspec.registry import Target
 
 DEFAULT_IMAGE = "python:3.11-slim"
 
@@ -128,14 +136,23 @@ FS_PACKAGES = {"s3": ("s3fs",), "minio": ("s3fs",), "gs": ("gcsfs",)}
 
 SECRET_MOUNT = "/var/run/secrets/mlspec"
 KFP_TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-CRONJOB_NAME_MAX = 52
+#: The IR is built under this name, hashed, then given its content-addressed name.
+VERSION_PLACEHOLDER = "mlspec-pipeline-version-placeholder"
+#: Pipeline roots a cluster's KFP launcher can write to.
+PIPELINE_ROOT_SCHEMES = ("gs", "s3", "minio")
 
 
-class KubeflowTargetError(SpecError, ValueError):
-    """The spec cannot be turned into a Kubeflow pipeline (a clear, user-facing message).
+class Settings(Model):
+    """The ``kubeflow:`` block of ``environments/<env>.yaml``."""
 
-    The compiler locates it in the spec (at ``path`` when given, else the spec file)."""
+    namespace: K8sLabel = "kubeflow"
+    pipeline_root: str | None = Field(None, description="Default: storage.artifacts.")
+
+
+#: What the artefacts read of the resolved spec and environment (see mlspec.inputs).
+IR_READS = ("spec.data", "spec.features", "spec.training", "env.storage", "env.kubeflow")
+PIPELINE_READS = (*IR_READS, "spec.labels", "spec.description")
+SCHEDULE_READS = (*IR_READS, "spec.labels")
 
 
 # ------------------------------------------------------------------------------------------
@@ -223,7 +240,6 @@ class JoinStep:
 
 @dataclass(frozen=True)
 class Plan:
-    version_name: str
     ingests: tuple[IngestStep, ...]
     label_source: str  # ingest step name
     label_column: str
@@ -240,27 +256,15 @@ class Plan:
 
 
 def pipeline_version_name(ctx: Context) -> str:
-    """``<spec name>-<short spec hash>``, checked to be a DNS-1123 label (KFP does not check)."""
-    name = f"{ctx.spec.name}-{ctx.short_hash}"
-    if len(name) > 63 or not DNS1123_LABEL.match(name):
-        raise KubeflowTargetError(
-            f"pipeline version name '{name}' is not a DNS-1123 label (lowercase letters, digits and '-', "
-            f"at most 63 characters; it has {len(name)}): shorten the spec name to at most "
-            f"{63 - len(ctx.short_hash) - 1} characters")
-    return name
+    """The content-addressed PipelineVersion name of ``ctx``'s pipeline (compiles the IR)."""
+    return compile_ir(ctx)[0]["pipelineInfo"]["name"]
 
 
 def _batch(spec: Spec, name: str):
+    """(the source named, the batch source its rows are read from); validation ensures both exist."""
     source = spec.source(name)
-    if source is None:
-        raise KubeflowTargetError(f"unknown data source '{name}'")
     if source.type in ("kafka", "push"):
-        batch = spec.source(source.batch_source)
-        if batch is None:
-            raise KubeflowTargetError(f"source '{name}' names batch_source '{source.batch_source}', which does not exist")
-        if batch.type in ("kafka", "push"):
-            raise KubeflowTargetError(f"batch_source '{batch.name}' of '{name}' is itself a {batch.type} source")
-        return source, batch
+        return source, spec.source(source.batch_source)
     return source, source
 
 
@@ -270,14 +274,10 @@ def _scheme(uri: str) -> str | None:
 
 
 def plan(ctx: Context) -> Plan:
-    """Everything the pipeline will do, derived from the spec; raises KubeflowTargetError."""
+    """Everything the pipeline will do, derived from a valid spec (see :func:`rules`)."""
     spec, env, training = ctx.spec, ctx.env, ctx.spec.training
     service = spec.service(training.feature_service)
-    if service is None:
-        raise KubeflowTargetError(f"training.feature_service '{training.feature_service}' does not exist")
     served = spec.served_features(service.name)
-    if not served:
-        raise KubeflowTargetError(f"feature service '{service.name}' selects no features")
     views = []
     for view_name, _ in served:
         if view_name not in views:
@@ -311,31 +311,18 @@ def plan(ctx: Context) -> Plan:
     label_step = need(training.label.source)
     view_sources = {v: need(spec.view(v).source) for v in views}
     label_ingest = ingests[label_step]
-    if not label_ingest.timestamp:
-        raise KubeflowTargetError(f"label source '{training.label.source}' has no timestamp column: "
-                                  "point-in-time joins need one")
 
-    # join keys: the label table carries every key of the service's views
+    # join keys: the label table carries every key of the service's views (validation checks it)
     wanted_keys: list[str] = []
     for v in views:
         for ent in spec.view(v).entities:
             entity = spec.entity(ent)
-            if entity is None:
-                raise KubeflowTargetError(f"view '{v}' names unknown entity '{ent}'")
             if entity.join_key not in wanted_keys:
                 wanted_keys.append(entity.join_key)
-    label_cols = set(label_ingest.declared_columns)
-    missing = [k for k in wanted_keys if label_cols and k not in label_cols]
-    if missing:  # validation reports this first; kept for contexts built by hand
-        raise KubeflowTargetError(
-            f"label source '{training.label.source}' lacks join key(s) {', '.join(missing)} of the feature "
-            f"service's views: point-in-time joins start from the label table")
     joins: list[JoinStep] = []
     for v in views:
         view = spec.view(v)
         step = ingests[view_sources[v]]
-        if not step.timestamp:
-            raise KubeflowTargetError(f"source '{view.source}' of view '{v}' has no timestamp column")
         keys = tuple(spec.entity(e).join_key for e in view.entities)
         if view.fields:
             joins.append(JoinStep(kind="fields", view=v, source=step.name, keys=keys,
@@ -356,7 +343,6 @@ def plan(ctx: Context) -> Plan:
     uris = [data_root, registry_root] + [s.path for s in spec.data.sources if s.type == "file" and s.name in ingests]
     schemes = tuple(sorted({s for s in (_scheme(u) for u in uris) if s in FS_PACKAGES}))
     return Plan(
-        version_name=pipeline_version_name(ctx),
         ingests=tuple(ingests.values()),
         label_source=label_step,
         label_column=training.label.column,
@@ -411,8 +397,9 @@ def _cheap_task_checks():
         pipeline_task.PipelineTask._ensure_container_spec_exists = original
 
 
-def build_pipeline(ctx: Context, *, local: bool = False):
-    """The spec's training pipeline as a KFP ``GraphComponent``.
+def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VERSION_PLACEHOLDER):
+    """The spec's training pipeline as a KFP ``GraphComponent``, named ``version_name``
+    (:func:`compile_ir` replaces the placeholder with the content-addressed name).
 
     ``local=True`` builds the same graph for ``mlspec run --local``: the steps then install
     nothing (no ``pip install`` of kfp or the pinned packages into the running
@@ -454,7 +441,6 @@ def build_pipeline(ctx: Context, *, local: bool = False):
     lineage = json.dumps({
         "spec": spec.name,
         "environment": ctx.env.name,
-        "mlspec_version": ctx.version,
         "feature_service": training.feature_service,
         "features": list(p.feature_columns),
         "label": {"source": training.label.source, "column": training.label.column},
@@ -513,15 +499,14 @@ def build_pipeline(ctx: Context, *, local: bool = False):
         gate = quality_gate(selection=selection.outputs["Output"], threshold=training.metric.threshold)
         gate.set_display_name("quality gate")
         register = register_model(
-            registry_root=registry_root, model_name=spec.name, spec_sha256=ctx.spec_sha256,
-            pipeline_version=p.version_name, lineage=lineage, snapshots=lineage_so_far,
+            registry_root=registry_root, model_name=spec.name,
+            pipeline_version=version_name, lineage=lineage, snapshots=lineage_so_far,
             selection=gate.outputs["Output"], model=selection.outputs["best_model"])
         register.set_display_name("register model").set_caching_options(False)
         return register.outputs["Output"]
 
     with _cheap_task_checks():  # decorating builds the graph, calling the setters
-        return dsl.pipeline(name=p.version_name, description=spec.description,
-                            pipeline_root=p.pipeline_root)(training_pipeline)
+        return dsl.pipeline(name=version_name, pipeline_root=p.pipeline_root)(training_pipeline)
 
 
 _RESULT_KEY = {False: "Output", True: "result"}
@@ -638,21 +623,42 @@ def _sorted(obj: Any) -> Any:
     return obj
 
 
-def compile_ir(ctx: Context, *, local: bool = False) -> tuple[dict, dict, str | None]:
-    """(pipeline spec, platform spec, description) as plain dicts, as kfp's compiler has them."""
+def _replace(obj: Any, old: str, new: str) -> Any:
+    if isinstance(obj, dict):
+        return {k: _replace(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_replace(v, old, new) for v in obj]
+    return obj.replace(old, new) if isinstance(obj, str) else obj
+
+
+def ir_sha256(ir: dict, platform: dict) -> str:
+    """The content hash of a pipeline: its IR and platform spec as canonical JSON."""
+    import hashlib
+
+    text = json.dumps([ir, platform], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def compile_ir(ctx: Context) -> tuple[dict, dict]:
+    """(pipeline spec, platform spec) as plain dicts, as kfp's compiler has them, named
+    ``<spec>-<hash>`` where the hash is taken over the IR built under a placeholder name
+    (so it covers everything but the name itself)."""
     from google.protobuf import json_format
 
-    pipeline = build_pipeline(ctx, local=local)
-    ir = json_format.MessageToDict(pipeline.pipeline_spec)
-    platform = json_format.MessageToDict(pipeline.platform_spec)
-    return _sorted(ir), _sorted(platform), pipeline.description
+    pipeline = build_pipeline(ctx)
+    ir = _sorted(json_format.MessageToDict(pipeline.pipeline_spec))
+    platform = _sorted(json_format.MessageToDict(pipeline.platform_spec))
+    name = ctx.names.pipeline_version(ir_sha256(ir, platform))
+    return _replace(ir, VERSION_PLACEHOLDER, name), _replace(platform, VERSION_PLACEHOLDER, name)
 
 
-def kubernetes_manifests(ctx: Context, ir: dict, platform: dict, description: str | None) -> list[dict]:
+def kubernetes_manifests(ctx: Context, ir: dict, platform: dict) -> list[dict]:
     """Pipeline + PipelineVersion as kfp's ``_write_kubernetes_manifest_to_file`` builds them
-    (``include_pipeline_manifest=True``), with mlspec's labels and annotations added."""
-    name, version = ctx.spec.name, pipeline_version_name(ctx)
-    namespace = ctx.env.kubeflow.namespace
+    (``include_pipeline_manifest=True``), with mlspec's labels and annotations added; the
+    spec's description goes on the Pipeline only."""
+    name, version = ctx.names.pipeline, ir["pipelineInfo"]["name"]
+    description = ctx.spec.description
+    namespace = ctx.settings.namespace
     meta = {"labels": ctx.labels("training-pipeline"), "annotations": ctx.annotations()}
     pipeline = {
         "apiVersion": "pipelines.kubeflow.org/v2beta1",
@@ -670,22 +676,18 @@ def kubernetes_manifests(ctx: Context, ir: dict, platform: dict, description: st
     }
     if platform:
         pv["spec"]["platformSpec"] = platform
-    if description:
-        pv["spec"]["description"] = description
     return [_sorted(pipeline), _sorted(pv)]
 
 
-def schedule_cronjob(ctx: Context) -> dict | None:
-    """The ``batch/v1`` CronJob that starts a run of this PipelineVersion on the spec's cron."""
+def schedule_cronjob(ctx: Context, version: str) -> dict | None:
+    """The ``batch/v1`` CronJob that starts a run of PipelineVersion ``version`` on the spec's cron."""
     import inspect
 
     training = ctx.spec.training
     if not training.schedule:
         return None
     steps = _steps()
-    version = pipeline_version_name(ctx)
-    base = ctx.spec.name[: CRONJOB_NAME_MAX - len("-training")].rstrip("-")
-    kfp_ns = ctx.env.kubeflow.namespace
+    kfp_ns = ctx.settings.namespace
     script = (inspect.getsource(steps.trigger_run)
               + "\n\nif __name__ == \"__main__\":\n    raise SystemExit(trigger_run())\n")
     labels = ctx.labels("training-schedule")
@@ -693,10 +695,10 @@ def schedule_cronjob(ctx: Context) -> dict | None:
     env = {
         "KFP_HOST": f"http://ml-pipeline.{kfp_ns}.svc.cluster.local:8888",
         "KFP_PIPELINE_NAMESPACE": kfp_ns,
-        "KFP_PIPELINE_NAME": ctx.spec.name,
+        "KFP_PIPELINE_NAME": ctx.names.pipeline,
         "KFP_PIPELINE_VERSION": version,
         "KFP_RUN_NAMESPACE": ctx.namespace,
-        "KFP_EXPERIMENT": ctx.spec.name,
+        "KFP_EXPERIMENT": ctx.names.experiment,
         "KFP_SERVICE_ACCOUNT": training.service_account or "",
         "KFP_RUN_PARAMETERS": "{}",
         "KF_PIPELINES_SA_TOKEN_PATH": f"{KFP_TOKEN_DIR}/token",
@@ -719,7 +721,7 @@ def schedule_cronjob(ctx: Context) -> dict | None:
     cronjob = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": f"{base}-training", "namespace": ctx.namespace, "labels": labels,
+        "metadata": {"name": ctx.names.training_cronjob, "namespace": ctx.namespace, "labels": labels,
                      "annotations": {**ctx.annotations(), "mlspec.io/pipeline-version": version}},
         "spec": {
             "schedule": units.parse_cron(training.schedule),
@@ -779,14 +781,37 @@ def version_key() -> str:
 
 def generate(ctx: Context) -> list[Artefact]:
     """The Kubeflow artefacts of one spec in one environment (pure: no I/O)."""
-    ir, platform, description = compile_ir(ctx)
+    ir, platform = compile_ir(ctx)
     out = [
         Artefact(ctx.deploy_path("kubeflow", "pipeline-ir.yaml"),
-                 [ir, platform] if platform else ir, kind="yaml", multi_document=bool(platform)),
+                 [ir, platform] if platform else ir, kind="yaml", multi_document=bool(platform), reads=IR_READS),
         Artefact(ctx.deploy_path("kubeflow", "pipeline.yaml"),
-                 kubernetes_manifests(ctx, ir, platform, description), kind="yaml", multi_document=True),
+                 kubernetes_manifests(ctx, ir, platform), kind="yaml", multi_document=True, reads=PIPELINE_READS),
     ]
-    cron = schedule_cronjob(ctx)
+    cron = schedule_cronjob(ctx, ir["pipelineInfo"]["name"])
     if cron is not None:
-        out.append(Artefact(ctx.deploy_path("kubeflow", "schedule.yaml"), cron, kind="yaml"))
+        out.append(Artefact(ctx.deploy_path("kubeflow", "schedule.yaml"), cron, kind="yaml", reads=SCHEDULE_READS))
     return out
+
+
+def rules(rc) -> None:
+    """What the Kubeflow target needs of a spec beyond the core checks (run by ``mlspec validate``)."""
+    env, settings = rc.env, rc.settings
+    root = settings.pipeline_root or env.storage.artifacts
+    scheme = _scheme(root)
+    if scheme not in PIPELINE_ROOT_SCHEMES:
+        path = ("kubeflow", "pipeline_root") if settings.pipeline_root else ("storage", "artifacts")
+        rc.env_error(path, f"the Kubeflow pipeline root {root} is not an object store the KFP launcher can write to",
+                     f"use a {', '.join(s + '://' for s in PIPELINE_ROOT_SCHEMES)} URI, or set kubeflow.pipeline_root "
+                     "to one", code="kubeflow")
+
+
+target = Target(
+    name="kubeflow",
+    generate=generate,
+    reads=tuple(dict.fromkeys(PIPELINE_READS + SCHEDULE_READS)),
+    settings=Settings,
+    rules=rules,
+    version_key=version_key,
+    description="Kubeflow Pipelines: KFP v2 IR, Pipeline/PipelineVersion, the training CronJob",
+)

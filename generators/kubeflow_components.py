@@ -697,7 +697,6 @@ def quality_gate(selection: str, threshold: float) -> str:
 def register_model(
     registry_root: str,
     model_name: str,
-    spec_sha256: str,
     pipeline_version: str,
     lineage: str,
     snapshots: str,
@@ -709,8 +708,9 @@ def register_model(
     """Write the model, its metrics, parameters and lineage into the registry:
     ``<registry_root>/<model_name>/<version>/{model/, metrics.json, params.json,
     lineage.json}`` and ``<registry_root>/<model_name>/latest.json``.  The version is
-    ``<spec sha256[:10]>-<sha256 of the data snapshot>[:10]``: same spec and same data,
-    same version (re-registering writes identical files)."""
+    ``<pipeline hash>-<sha256 of the data snapshot>[:10]``, the pipeline hash being the
+    content hash in the PipelineVersion name ``<spec>-<hash>``: same pipeline and same
+    data, same version (re-registering writes identical files)."""
     import hashlib
     import json
     import os
@@ -720,14 +720,14 @@ def register_model(
     data = json.loads(snapshots)
     data = data.get("snapshots", data) if isinstance(data.get("snapshots"), dict) else data
     snapshot_id = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    version = f"{spec_sha256[:10]}-{snapshot_id[:10]}"
+    version = f"{pipeline_version.rsplit('-', 1)[-1]}-{snapshot_id[:10]}"
     base = registry_root.rstrip("/") + "/" + model_name
     if base.startswith("file://"):
         base = base[len("file://"):]
     if base.startswith("minio://"):
         base = "s3://" + base[len("minio://"):]
     target = base + "/" + version
-    info = {**json.loads(lineage), "spec_sha256": spec_sha256, "pipeline_version": pipeline_version,
+    info = {**json.loads(lineage), "pipeline_version": pipeline_version,
             "data_snapshot": data, "data_snapshot_sha256": snapshot_id, "version": version}
     files = {
         "metrics.json": {"metric": summary["metric"], "goal": summary["goal"], "threshold": summary["threshold"],

@@ -27,7 +27,8 @@ def _envs(values: tuple[str, ...]) -> list[str] | None:
 def main() -> None:
     """mlspec: one mlops.yaml in, validated GitOps artefacts out.
 
-    Exit codes: 0 ok; 1 invalid spec or failed check; 2 usage error.
+    Exit codes: 0 ok; 1 invalid spec or failed check; 2 usage error; 3 internal error
+    (a bug: the traceback goes to ~/.cache/mlspec/mlspec.log).
     """
 
 
@@ -42,7 +43,8 @@ def validate(paths: tuple[Path, ...], env: tuple[str, ...], env_dir: Path | None
     """Validate spec files (or folders holding mlops.yaml) for each environment."""
     from . import commands
 
-    sys.exit(commands.validate(list(paths), _envs(env), env_dir, fmt or reporters.default_format()))
+    fmt = fmt or reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: commands.validate(list(paths), _envs(env), env_dir, fmt)))
 
 
 def _targets(value: str | None) -> list[str] | None:
@@ -80,8 +82,10 @@ def compile_(paths, env, env_dir, out_root, targets, check, dry_run, force, fmt,
     """Compile specs into per-environment GitOps artefacts under --out."""
     from . import commands
 
-    sys.exit(commands.compile(list(paths), _envs(env), env_dir, out_root, _targets(targets), check=check,
-                              dry_run=dry_run, force=force, fmt=fmt or reporters.default_format(), jobs=_jobs(jobs)))
+    fmt = fmt or reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: commands.compile(
+        list(paths), _envs(env), env_dir, out_root, _targets(targets), check=check, dry_run=dry_run, force=force,
+        fmt=fmt, jobs=_jobs(jobs))))
 
 
 @main.command()
@@ -94,8 +98,9 @@ def diff(paths, env, env_dir, out_root, targets, jobs) -> None:
     """Show, as a unified diff, what `mlspec compile` would change (exit 1 if anything)."""
     from . import commands
 
-    sys.exit(commands.diff(list(paths), _envs(env), env_dir, out_root, _targets(targets),
-                           reporters.default_format(), jobs=_jobs(jobs)))
+    fmt = reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: commands.diff(list(paths), _envs(env), env_dir, out_root, _targets(targets),
+                                                         fmt, jobs=_jobs(jobs))))
 
 
 @main.command()
@@ -110,7 +115,7 @@ def run(spec: Path, local: bool, env: str | None, env_dir: Path | None, out_dir:
     """Run SPEC's training pipeline locally (kfp.local): ingest, checks, features, grid, gate, register."""
     from . import commands
 
-    sys.exit(commands.run_local(spec, env, env_dir, out_dir))
+    sys.exit(commands.guarded("text", lambda: commands.run_local(spec, env, env_dir, out_dir)))
 
 
 @main.command()
@@ -121,7 +126,7 @@ def schema(which: str) -> None:
     """Print the JSON Schema of mlops.yaml."""
     from . import commands
 
-    sys.exit(commands.schema(which))
+    sys.exit(commands.guarded("text", lambda: commands.schema(which)))
 
 
 @main.command()
@@ -131,7 +136,7 @@ def init(directory: Path, force: bool) -> None:
     """Scaffold a commented starter spec (and a small sample data file) in DIRECTORY."""
     from . import commands
 
-    sys.exit(commands.init(directory, force))
+    sys.exit(commands.guarded("text", lambda: commands.init(directory, force)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,20 +1,82 @@
 """Command implementations: each takes parsed options and returns an exit code.
 
-The click layer in :mod:`mlspec.cli` only parses options and calls these.
-Exit codes: 0 ok, 1 invalid input / check failed, 2 usage error.
+The click layer in :mod:`mlspec.cli` only parses options and calls these, through
+:func:`guarded`, the one error handler at the boundary.
+Exit codes: 0 ok, 1 invalid input / check failed, 2 usage error, 3 internal error.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from importlib import resources
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
-from . import reporters
-from .errors import SpecError
+from . import __version__, reporters
+from .errors import SpecError, SpecErrors
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+#: Where the traceback of an internal error goes (default: ~/.cache/mlspec/mlspec.log).
+LOG_ENV = "MLSPEC_LOG"
+
+
+def log_path() -> Path:
+    if os.environ.get(LOG_ENV):
+        return Path(os.environ[LOG_ENV])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "mlspec" / "mlspec.log"
+
+
+def _write_log(text: str) -> str:
+    """Append ``text`` to the log file; its path, or why it could not be written."""
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+        return str(path)
+    except OSError as exc:
+        return f"(could not write {path}: {exc.strerror or exc})"
+
+
+def guarded(fmt: str, command: Callable[[], int], out: IO[str] | None = None) -> int:
+    """Run ``command``; the one place that turns what escapes it into a report and an exit code.
+
+    User errors (:class:`SpecError`, :class:`SpecErrors`) are reported in ``fmt`` and exit 1.
+    Anything else is a bug: it exits 3 with "internal error in target X (dist==version)"
+    (or in mlspec itself), and the traceback goes to a log file whose path is printed --
+    never a traceback on the terminal."""
+    from .registry import TargetCrash
+
+    out = out or sys.stdout
+    try:
+        return command()
+    except SpecError as exc:
+        reporters.report([exc], fmt, ok_message="", fail_message="1 problem(s) found", out=out)
+        return EXIT_INVALID
+    except SpecErrors as exc:
+        reporters.report(exc.errors, fmt, ok_message="", fail_message=f"{len(exc.errors)} problem(s) found", out=out)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        out.write("mlspec: interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - this is the boundary
+        detail = getattr(exc, "detail", "") if isinstance(exc, TargetCrash) else ""
+        text = detail or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        where = _write_log(f"--- mlspec {__version__}: {' '.join(sys.argv)}\n{text}\n")
+        if isinstance(exc, TargetCrash):
+            cause = exc.__cause__
+            reason = f"{type(cause).__name__}: {cause}" if cause is not None else (detail.strip().splitlines() or [""])[-1]
+            message = f"{exc}: {reason}"
+            hint = f"this is a bug in target {exc.target}; the traceback is in {where} -- please report it to its authors"
+        else:
+            message = f"internal error in mlspec (mlspec=={__version__}): {type(exc).__name__}: {exc}"
+            hint = f"this is a bug in mlspec; the traceback is in {where} -- please report it"
+        error = SpecError(message, hint=hint, code="internal-error")
+        reporters.report([error], fmt, ok_message="", fail_message="internal error", out=out)
+        return EXIT_INTERNAL
 
 
 def validate(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, fmt: str,
@@ -93,60 +155,106 @@ def _resolve_for_compile(paths: list[Path], env_names: list[str] | None, env_dir
     return resolved, None
 
 
-def _select_targets(names: list[str] | None, out: IO[str]):
-    from . import registry
-
-    try:
-        return registry.select(names)
-    except SpecError as exc:
-        out.write(f"mlspec: error: {exc.message}" + (f" ({exc.hint})" if exc.hint else "") + "\n")
-        return None
-
-
 def _previous(out_root: Path):
     """What the last compile into ``out_root`` left, for skipping unchanged scopes."""
     from . import writer
     from .compiler import outputs_digest
 
-    info = writer.read_scope_info(out_root)
+    cache = writer.read_cache(out_root)
     owned = writer.owned_files(out_root)
 
-    def previous(scope: str, fingerprint: str) -> dict[str, bytes] | None:
-        record = info.get(scope)
+    def previous(scope: str, fingerprint: str):
+        record = cache.get(scope)
         if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
             return None
-        files = {rel: writer.read_owned(out_root, rel, o.sha256) for rel, o in owned.items() if o.scope == scope}
-        if not files or any(data is None for data in files.values()):
+        mine = {rel: o for rel, o in owned.items() if o.scope == scope}
+        files = {rel: writer.read_owned(out_root, rel, o.sha256) for rel, o in mine.items()}
+        if any(data is None for data in files.values()):
             return None  # missing or hand-edited: regenerate and let the plan say so
         if outputs_digest(files) != record.get("outputs"):
             return None  # the manifest does not list exactly what that compile wrote
-        return files
+        info = {rel: {k: v for k, v in o.info.items() if k != "mlspec"} for rel, o in mine.items()}
+        return {rel: (files[rel], info[rel]) for rel in files}
 
     return previous
 
 
+def _coverage(paths: list[Path], resolved) -> tuple[list[str], bool]:
+    """The folders this compile covers, relative to the project root, and whether it
+    covers the whole project (so that repository- and environment-scope targets, made of
+    every spec, can be compiled)."""
+    roots = {r.root for r in resolved}
+    if len(roots) != 1:
+        return [], False
+    root = roots.pop()
+    folders = []
+    for path in paths or [Path.cwd()]:
+        resolved_path = path.resolve()
+        if path.is_dir():
+            if root.is_relative_to(resolved_path):
+                folders.append("")
+            elif resolved_path.is_relative_to(root):
+                folders.append(resolved_path.relative_to(root).as_posix())
+    return folders, "" in folders
+
+
+def _orphans(out_root: Path, compiled, folders: list[str], root: Path | None, env_names, target_names,
+             compiled_specs: set[str]) -> dict[str, str]:
+    """Scopes recorded in the manifest that this compile should prune: their spec file
+    was deleted (below a folder the compile covers) or no longer produces them (its
+    ``name`` changed).  Returns scope key → why."""
+    from . import writer
+
+    if root is None:
+        return {}
+    found: dict[str, str] = {}
+    for rel, owned in writer.owned_files(out_root).items():
+        spec, env, target = owned.info.get("spec"), owned.info.get("env"), owned.info.get("target")
+        if owned.scope in compiled.scopes or not isinstance(spec, str) or owned.scope in found:
+            continue
+        if (env_names and env not in env_names) or target not in target_names:
+            continue  # another environment, or a target this compile does not run
+        if spec in compiled_specs:
+            found[owned.scope] = f"{spec} no longer produces it"
+        elif any(f == "" or spec.startswith(f + "/") for f in folders) and not (root / spec).exists():
+            found[owned.scope] = f"{spec} was deleted"
+    return found
+
+
 def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, fmt: str, out: IO[str],
           *, reuse: bool = False, jobs: int = 1):
-    """Resolve, compile and plan; (plan, exit code or None).
+    """Resolve, compile and plan; (plan, compiled, notes, exit code or None).
 
     With ``reuse``, scopes whose inputs are unchanged keep their files (a fast no-op);
     ``--check`` and ``diff`` never reuse: they regenerate everything to prove it current.
     """
-    from . import writer
-    from .compiler import compile_resolved, scope_of
+    from . import registry, writer
+    from .compiler import compile_resolved
 
+    try:
+        targets = registry.select(target_names)
+    except SpecError as exc:
+        out.write(f"mlspec: error: {exc.message}" + (f" ({exc.hint})" if exc.hint else "") + "\n")
+        return None, None, [], EXIT_USAGE
     resolved, code = _resolve_for_compile(paths, env_names, env_dir, fmt, out)
     if code is not None:
-        return None, code
-    targets = _select_targets(target_names, out)
-    if targets is None:
-        return None, EXIT_USAGE
-    compiled = compile_resolved(resolved, targets, _previous(out_root) if reuse else None, jobs=jobs)
+        return None, None, [], code
+    folders, whole = _coverage(paths, resolved)
+    envs = {r.env_name for r in resolved}
+    compiled = compile_resolved(resolved, targets, _previous(out_root) if reuse else None, jobs=jobs,
+                                wide_envs=envs if whole else set(), whole_repository=whole and not env_names)
     if compiled.errors:
         reporters.report(compiled.errors, fmt, ok_message="", fail_message="nothing written", out=out)
-        return None, EXIT_INVALID
-    scopes = {scope_of(r) for r in resolved}
-    return writer.plan(out_root, compiled.outputs, scopes, force=force, scope_info=compiled.inputs), None
+        return None, None, [], EXIT_INVALID
+    notes = [f"left {key} alone: it is made from every spec, and this compile does not cover the whole project "
+             "(compile the project root to update it)" for key in compiled.skipped]
+    orphans = _orphans(out_root, compiled, folders, resolved[0].root, env_names, [t.name for t in targets],
+                       {r.spec_path for r in resolved})
+    notes += [f"pruning {key}: {why}" for key, why in sorted(orphans.items())]
+    scopes = set(compiled.scopes) | set(orphans)
+    plan = writer.plan(out_root, compiled.outputs, scopes, force=force, file_info=compiled.files,
+                       cache=compiled.cache)
+    return plan, compiled, notes, None
 
 
 def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, out_root: Path,
@@ -155,10 +263,13 @@ def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None
     from . import writer
 
     out = out or sys.stdout
-    plan, code = _plan(paths, env_names, env_dir, out_root, target_names, force, fmt, out,
-                       reuse=not (check or force), jobs=jobs)
+    plan, _compiled, notes, code = _plan(paths, env_names, env_dir, out_root, target_names, force, fmt, out,
+                                         reuse=not (check or force), jobs=jobs)
     if plan is None:
         return code
+    if fmt == "text":
+        for note in notes:
+            out.write(f"note: {note}\n")
     if check:
         problems = writer.check(plan)
         errors = [p.to_error() for p in problems] + list(plan.conflicts)
@@ -190,7 +301,7 @@ def diff(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, o
     from . import writer
 
     out = out or sys.stdout
-    plan, code = _plan(paths, env_names, env_dir, out_root, target_names, True, fmt, out, jobs=jobs)
+    plan, _compiled, _notes, code = _plan(paths, env_names, env_dir, out_root, target_names, True, fmt, out, jobs=jobs)
     if plan is None:
         return code
     text = writer.diff(plan)
@@ -201,6 +312,7 @@ def diff(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, o
 def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_dir: Path,
               out: IO[str] | None = None) -> int:
     """`mlspec run SPEC --local`: run the training pipeline with kfp.local."""
+    from . import registry
     from .compiler import context
 
     out = out or sys.stdout
@@ -210,4 +322,4 @@ def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_d
     chosen = resolved[0]  # the named environment, or the first one found (sorted by name)
     from .run_local import run_local as run
 
-    return run(context(chosen), chosen.base_dir, out_dir, out)
+    return run(context(chosen, registry.select(["kubeflow"])[0]), chosen.base_dir, out_dir, out)

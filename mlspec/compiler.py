@@ -1,162 +1,237 @@
-"""The compiler: resolved specs → artefacts (generators) → bytes (renderer).
+"""The compiler: resolved specs → artefacts (targets) → bytes (renderer).
 
 Pure apart from reading the specs: nothing here writes.  :mod:`mlspec.writer` turns
 the result into files.
 
 Output layout under the output root (``--out``, default ``.``)::
 
-    deploy/<env>/<spec name>/<target files>   everything Argo CD applies, per environment
-    .mlspec/manifest.json                     files mlspec owns, with their hashes, and
-                                              the fingerprint each scope was compiled from
+    deploy/<env>/<spec name>/<target>/…   everything Argo CD applies, per environment
+    .mlspec/manifest.json                 files mlspec owns: per file its scope, target,
+                                          spec, inputs sha256, output sha256, mlspec version
 
-Every file belongs to a *scope* ``<spec name>@<env>``; a compile prunes only files of
-the scopes it compiles.
+Scopes
+    Every file belongs to one *scope*, the unit of ownership and of pruning:
+    ``<spec>@<env>/<target>`` for a spec-scope target, ``*@<env>/<target>`` for an
+    environment-scope one and ``*@*/<target>`` for a repository-scope one.  A compile
+    prunes only files of the scopes it compiles, so compiling one target never touches
+    another target's files.
+
+Inputs
+    A target declares what it reads of the resolved document (:mod:`mlspec.inputs`); its
+    generator sees nothing else.  Each file's ``inputs`` hash covers what the file
+    declares (the target's reads, or the artefact's narrower ``reads``) and the spec's
+    path; the scope's cache fingerprint adds the target's ``key()`` (its code and tools)
+    and mlspec's version.  The no-op cache lives in ``.mlspec/cache.json``, beside the
+    manifest but out of git: it is local state, not provenance.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field, replace
-from typing import Callable
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from . import __version__
+from . import __version__, inputs
 from .artefact import Artefact
-from .context import Context
-from .errors import UNLOCATED, SpecError
+from .context import Context, ScopeContext
+from .errors import SpecError
 from .project import Resolved
-from .registry import Target
+from .registry import Target, TargetCrash
 
 
-def scope_of(resolved: Resolved) -> str:
-    return f"{resolved.spec.name}@{resolved.env_name}"
+@dataclass(frozen=True)
+class Scope:
+    target: str
+    env: str | None  # None: repository scope
+    spec: str | None  # spec name; None: environment or repository scope
+    spec_path: str | None = None  # the spec file, relative to the project root
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec or '*'}@{self.env or '*'}/{self.target}"
 
 
-def fingerprint(resolved: Resolved, targets: list[Target]) -> str:
-    """Everything generation depends on: mlspec, the targets (and their code), the resolved spec + env."""
-    payload = {
-        "mlspec": __version__,
-        "spec": resolved.sha256,
-        "spec_path": resolved.spec_path,
-        "targets": [[t.name, t.value, t.distribution, t.version_key()] for t in targets],
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def context(resolved: Resolved) -> Context:
-    if resolved.env is None:  # pragma: no cover - callers resolve with environments
-        raise ValueError("compiling needs an environment")
-    return Context(spec=resolved.spec, env=resolved.env, spec_path=resolved.spec_path,
-                   spec_sha256=resolved.sha256)
+def scope_of(resolved: Resolved, target: Target) -> Scope:
+    return Scope(target.name, resolved.env_name, resolved.spec.name, resolved.spec_path)
 
 
 @dataclass
 class Compiled:
-    outputs: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path -> (bytes, scope)
-    inputs: dict[str, dict] = field(default_factory=dict)  # scope -> {"spec": path, "fingerprint": …}
+    #: path → (bytes, scope key): what the writer writes.
+    outputs: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    #: path → manifest details (target, spec, env, inputs sha256).
+    files: dict[str, dict] = field(default_factory=dict)
+    #: path → the structured content the bytes were rendered from (None for reused files).
+    objects: dict[str, Any] = field(default_factory=dict)
+    #: every scope this compile covers, by key (a scope may have no files).
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    #: scope key → {"fingerprint", "outputs"}: the no-op cache.
+    cache: dict[str, dict] = field(default_factory=dict)
     errors: list[SpecError] = field(default_factory=list)
-
-
-def generate(resolved: Resolved, targets: list[Target]) -> list[tuple[str, Artefact]]:
-    """Run every target on one resolved spec; (target name, artefact) pairs in a stable order.
-
-    Output paths are vetted by :mod:`mlspec.writer`, which refuses any that could leave
-    the output root."""
-    ctx = context(resolved)
-    out: list[tuple[str, Artefact]] = []
-    for target in targets:
-        out.extend((target.name, artefact) for artefact in target.load()(ctx))
-    return sorted(out, key=lambda pair: pair[1].path)
+    #: scopes left alone because this compile does not cover what they are made from.
+    skipped: list[str] = field(default_factory=list)
 
 
 def outputs_digest(files: dict[str, bytes]) -> str:
     """One hash over a scope's output paths and contents."""
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(f"{path}\0{hashlib.sha256(files[path]).hexdigest()}\n".encode())
-    return digest.hexdigest()
+    return inputs.digest(sorted((path, inputs.digest(data.hex())) for path, data in files.items()))
 
 
-#: ``previous(scope, fingerprint)``: the files a scope's last compile wrote, if it was
-#: compiled from the same fingerprint and they are intact; else None.
-Previous = Callable[[str, str], "dict[str, bytes] | None"]
+#: ``previous(scope key, fingerprint)``: the files (path → (bytes, manifest details)) a
+#: scope's last compile wrote, if it was compiled from the same fingerprint and they are
+#: intact; else None.
+Previous = Callable[[str, str], "dict[str, tuple[bytes, dict]] | None"]
+
+#: A generated file: (bytes, manifest details, structured content).
+Generated = dict[str, tuple[bytes, dict, Any]]
 
 
-def _located(exc: SpecError, resolved: Resolved) -> SpecError:
-    """A target's user-facing refusal, located in the spec (at ``exc.path`` when given)."""
-    if exc.file != UNLOCATED:
-        return exc
-    loc = resolved.doc.positions.value(exc.path)
-    return replace(exc, file=loc.file, line=loc.line, col=loc.col)
+# --------------------------------------------------------------------- spec-scope targets
 
 
-def render_scope(resolved: Resolved, targets: list[Target]) -> dict[str, bytes] | SpecError:
-    """Every file of one (spec, environment): path -> bytes; or the error that stopped it."""
+def context(resolved: Resolved, target: Target) -> Context:
+    """What ``target`` sees of one resolved spec: guarded to its declared reads."""
+    if resolved.env is None:  # pragma: no cover - callers resolve with environments
+        raise ValueError("compiling needs an environment")
+    return Context(spec=inputs.guard(resolved.spec, "spec", target.reads, target.name),
+                   env=inputs.guard(resolved.env, "env", target.reads, target.name),
+                   spec_path=resolved.spec_path, target=target.name)
+
+
+def fingerprint(inputs_sha256: str, target: Target) -> str:
+    """The cache key of a scope: its inputs, the target's code and tools, mlspec's version."""
+    return inputs.digest(inputs_sha256, target.name, target.key(), __version__)
+
+
+def _inputs_of(resolved: Resolved, target: Target) -> str:
+    doc = inputs.document(resolved.spec, resolved.env)
+    return inputs.digest(resolved.spec_path, inputs.slice_of(doc, target.reads))
+
+
+def _files(target: Target, artefacts: list[Artefact], slices: Callable[[tuple[str, ...]], str],
+           source: str, details: dict) -> Generated:
     from .render import render
 
-    try:
-        artefacts = generate(resolved, targets)
-    except SpecError as exc:
-        return _located(exc, resolved)
-    files: dict[str, bytes] = {}
-    for target_name, artefact in artefacts:
-        if artefact.path in files:
-            raise ValueError(f"two artefacts claim {artefact.path} (target {target_name})")
-        files[artefact.path] = render(artefact, version=__version__, spec_path=resolved.spec_path,
-                                      spec_sha256=resolved.sha256)
-    return files
+    out: Generated = {}
+    for artefact in artefacts:
+        if artefact.path in out:
+            raise ValueError(f"two artefacts claim {artefact.path}")
+        reads = target.reads
+        if artefact.reads is not None:
+            undeclared = [p for p in artefact.reads if not inputs.covers(target.reads, p)]
+            if undeclared:
+                raise ValueError(f"artefact {artefact.path} declares reads outside its target's: {undeclared}")
+            reads = inputs.normalise(artefact.reads)
+        out[artefact.path] = (render(artefact, source=source),
+                              {**details, "target": target.name, "inputs": slices(reads)}, artefact.content)
+    return out
 
+
+def generate_scope(resolved: Resolved, target: Target) -> Generated:
+    """Every file one spec-scope target makes of one resolved spec.
+
+    Anything the target raises is a bug in the target (``validate`` is where user errors
+    belong): it is raised as :class:`TargetCrash`."""
+    where = f"generating {resolved.spec.name}@{resolved.env_name}"
+    try:
+        artefacts = target.generate(context(resolved, target))
+        doc = inputs.document(resolved.spec, resolved.env)
+        return _files(target, artefacts,
+                      lambda reads: inputs.digest(resolved.spec_path, inputs.slice_of(doc, reads)),
+                      resolved.spec_path, {"spec": resolved.spec_path, "env": resolved.env_name})
+    except TargetCrash:
+        raise
+    except Exception as exc:
+        raise TargetCrash(target.name, target.distribution, where) from exc
+
+
+# ------------------------------------------------------- environment and repository scopes
+
+
+def _members(scope: Scope, resolved_list: list[Resolved]) -> list[Resolved]:
+    members = [r for r in resolved_list if scope.env is None or r.env_name == scope.env]
+    return sorted(members, key=lambda r: (r.env_name or "", r.spec.name))
+
+
+def _scope_inputs(members: list[Resolved], target: Target, reads: tuple[str, ...]) -> str:
+    parts = [(r.env_name, r.spec_path, inputs.slice_of(inputs.document(r.spec, r.env), reads)) for r in members]
+    return inputs.digest(parts)
+
+
+def generate_wide(scope: Scope, members: list[Resolved], target: Target) -> Generated:
+    """The files of an environment- or repository-scope target."""
+    try:
+        contexts = tuple(context(r, target) for r in members)
+        envs = {r.env_name: r.env for r in members}
+        guarded = tuple(inputs.guard(envs[name], "env", target.reads, target.name) for name in sorted(envs))
+        artefacts = target.generate(ScopeContext(target.name, contexts, guarded))
+        source = f"the specs of environment '{scope.env}'" if scope.env else "the specs of this repository"
+        return _files(target, artefacts, lambda reads: _scope_inputs(members, target, reads), source,
+                      {"spec": None, "env": scope.env})
+    except TargetCrash:
+        raise
+    except Exception as exc:
+        raise TargetCrash(target.name, target.distribution, f"generating {scope.key}") from exc
+
+
+# ------------------------------------------------------------------------------ workers
 
 #: Below this many scopes to generate, worker processes cost more than they save.
 PARALLEL_MIN_SCOPES = 6
-_WORK: tuple[list[Resolved], list[Target]] | None = None  # what forked workers read
+_WORK: list[tuple[Resolved, Target]] | None = None  # what forked workers read
 
 
 def _work(index: int):
     assert _WORK is not None
-    outcome = render_scope(_WORK[0][index], _WORK[1])
-    if isinstance(outcome, SpecError):  # exceptions lose their fields when pickled
-        return ("error", outcome.to_dict())
-    return ("ok", outcome)
+    try:
+        return ("ok", generate_scope(*_WORK[index]))
+    except TargetCrash as crash:
+        cause = crash.__cause__
+        detail = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__)) if cause else ""
+        return ("crash", (crash.target, crash.distribution, crash.doing, detail))
 
 
-def _render_all(pending: list[Resolved], targets: list[Target], jobs: int) -> list[dict[str, bytes] | SpecError]:
-    """``render_scope`` for each pending scope, in order; forked workers share the work
+def _generate_all(pending: list[tuple[Resolved, Target]], jobs: int) -> list[Generated]:
+    """``generate_scope`` for each pending pair, in order; forked workers share the work
     when there is enough of it (output is identical whichever process made it)."""
     import multiprocessing
 
     global _WORK
     if jobs <= 1 or len(pending) < PARALLEL_MIN_SCOPES or "fork" not in multiprocessing.get_all_start_methods():
-        return [render_scope(r, targets) for r in pending]
-    first = render_scope(pending[0], targets)  # imports the targets' tools once, before forking
-    _WORK = (pending, targets)
+        return [generate_scope(r, t) for r, t in pending]
+    first = generate_scope(*pending[0])  # imports the targets' tools once, before forking
+    _WORK = pending
     try:
         with multiprocessing.get_context("fork").Pool(min(jobs, len(pending) - 1)) as pool:
             rest = pool.map(_work, range(1, len(pending)), chunksize=max(1, (len(pending) - 1) // (jobs * 4)))
     finally:
         _WORK = None
-    outcomes: list[dict[str, bytes] | SpecError] = [first]
+    outcomes = [first]
     for kind, value in rest:
-        if kind == "ok":
-            outcomes.append(value)
-        else:
-            outcomes.append(SpecError(value["message"], value["file"], value["line"], value["col"],
-                                      hint=value["hint"], code=value["code"]))
+        if kind == "crash":
+            raise TargetCrash(*value)
+        outcomes.append(value)
     return outcomes
 
 
+# ----------------------------------------------------------------------------- compile
+
+
 def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
-                     previous: Previous | None = None, jobs: int = 1) -> Compiled:
-    """Compile every resolved spec, on up to ``jobs`` processes.
+                     previous: Previous | None = None, jobs: int = 1, *,
+                     wide_envs: set[str] | None = None, whole_repository: bool = False) -> Compiled:
+    """Compile every resolved spec with every target, on up to ``jobs`` processes.
 
     A scope that ``previous`` vouches for keeps its files instead of being regenerated,
     so a recompile where nothing changed imports no generator (and so not kfp).
+    Environment-scope targets are compiled for the environments in ``wide_envs`` (those
+    whose specs this compile covers completely), repository-scope ones only with
+    ``whole_repository``; the others are listed in ``skipped`` and left alone.
     """
     result = Compiled()
     names: dict[tuple[str, str], str] = {}
-    pending: list[tuple[Resolved, str, str]] = []
+    unique: list[Resolved] = []
     for resolved in resolved_list:
-        scope = scope_of(resolved)
         key = (resolved.spec.name, resolved.env_name or "")
         if key in names and names[key] != resolved.spec_path:
             loc = resolved.doc.positions.value(("name",))
@@ -165,25 +240,53 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
                 hint="spec names become output folders and Kubernetes names; they must be unique", code="duplicate-spec",
             ))
             continue
-        names[key] = resolved.spec_path
-        fp = fingerprint(resolved, targets)
-        kept = previous(scope, fp) if previous is not None else None
-        if kept:
-            _record(result, scope, resolved, fp, kept)
-        else:
-            pending.append((resolved, scope, fp))
-    outcomes = _render_all([r for r, _, _ in pending], targets, jobs)
-    for (resolved, scope, fp), outcome in zip(pending, outcomes):
-        if isinstance(outcome, SpecError):
-            result.errors.append(outcome)
-        else:
-            _record(result, scope, resolved, fp, outcome)
+        if key not in names:
+            names[key] = resolved.spec_path
+            unique.append(resolved)
+    if result.errors:
+        return result
+
+    pending: list[tuple[Resolved, Target, Scope, str]] = []
+    for resolved in unique:
+        for target in (t for t in targets if t.scope == "spec"):
+            scope = scope_of(resolved, target)
+            fp = fingerprint(_inputs_of(resolved, target), target)
+            kept = previous(scope.key, fp) if previous is not None else None
+            result.scopes[scope.key] = scope
+            if kept:
+                _record(result, scope, fp, {p: (data, info, None) for p, (data, info) in kept.items()})
+            else:
+                pending.append((resolved, target, scope, fp))
+    outcomes = _generate_all([(r, t) for r, t, _, _ in pending], jobs)
+    for (_, _, scope, fp), files in zip(pending, outcomes):
+        _record(result, scope, fp, files)
+
+    envs = sorted({r.env_name for r in unique if r.env_name})
+    for target in (t for t in targets if t.scope != "spec"):
+        wanted = [Scope(target.name, env, None) for env in envs] if target.scope == "environment" \
+            else [Scope(target.name, None, None)]
+        for scope in wanted:
+            allowed = whole_repository if scope.env is None else scope.env in (wide_envs or set())
+            if not allowed:
+                result.skipped.append(scope.key)
+                continue
+            members = _members(scope, unique)
+            fp = fingerprint(_scope_inputs(members, target, target.reads), target)
+            kept = previous(scope.key, fp) if previous is not None else None
+            result.scopes[scope.key] = scope
+            files = {p: (data, info, None) for p, (data, info) in kept.items()} if kept \
+                else generate_wide(scope, members, target)
+            _record(result, scope, fp, files)
     return result
 
 
-def _record(result: Compiled, scope: str, resolved: Resolved, fp: str, files: dict[str, bytes]) -> None:
+def _record(result: Compiled, scope: Scope, fp: str, files: Generated) -> None:
     for path in files:
         if path in result.outputs:
-            raise ValueError(f"two scopes claim {path}: {result.outputs[path][1]} and {scope}")
-    result.outputs.update({path: (data, scope) for path, data in files.items()})
-    result.inputs[scope] = {"spec": resolved.spec_path, "fingerprint": fp, "outputs": outputs_digest(files)}
+            raise TargetCrash(scope.target, "", f"generating {scope.key}",
+                              f"two scopes claim {path}: {result.outputs[path][1]} and {scope.key}")
+    for path, (data, info, content) in files.items():
+        result.outputs[path] = (data, scope.key)
+        result.files[path] = info
+        result.objects[path] = content
+    result.cache[scope.key] = {"fingerprint": fp, "outputs": outputs_digest({p: f[0] for p, f in files.items()})}

@@ -18,10 +18,11 @@ at the overlay that set it.
 """
 
 import copy
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from .errors import SpecError, did_you_mean
 from .loader import Document, Positions, display_path
@@ -44,11 +45,6 @@ class ArgoCD(Model):
     destination: ArgoCDDestination = Field(default_factory=ArgoCDDestination)
 
 
-class Kubeflow(Model):
-    namespace: K8sLabel = "kubeflow"
-    pipeline_root: str | None = Field(None, description="Default: storage.artifacts.")
-
-
 class Storage(Model):
     artifacts: str = Field(pattern=r"^(gs|s3|minio|file|pvc)://\S+$", description="Pipeline artefact root.")
     models: str | None = Field(None, pattern=r"^(gs|s3|minio|file|pvc)://\S+$", description="Model registry root.")
@@ -62,16 +58,35 @@ class Policies(Model):
 
 
 class Environment(Model):
-    """Platform facts of one environment (``environments/<env>.yaml``)."""
+    """Platform facts of one environment (``environments/<env>.yaml``).
+
+    This is the core of the file; each target with settings adds its own block, named
+    after the target (``kubeflow:``, ...), through :func:`model_for`."""
 
     name: K8sLabel
     namespace: K8sLabel = Field(description="Namespace for serving, drift and feature-store objects.")
     registry: str = Field(description="Image registry, e.g. ghcr.io/acme.")
-    kubeflow: Kubeflow = Field(default_factory=Kubeflow)
     argocd: ArgoCD
     storage: Storage
     policies: Policies = Field(default_factory=Policies)
     overrides: dict[str, Any] = Field(default_factory=dict, description="Deep-merged into every spec in this environment.")
+
+
+@lru_cache(maxsize=None)
+def _model_for(settings: tuple[tuple[str, type], ...]) -> type[Environment]:
+    if not settings:
+        return Environment
+    fields: dict[str, Any] = {}
+    for name, model in settings:
+        if name in Environment.model_fields:
+            raise ValueError(f"target {name!r} cannot add settings: {name!r} is a core environment field")
+        fields[name] = (model, Field(default_factory=model, description=f"Settings of the {name} target."))
+    return create_model("Environment", __base__=Environment, __module__=__name__, **fields)
+
+
+def model_for(targets: Iterable[Any]) -> type[Environment]:
+    """The environment model with a settings block for each target that has one."""
+    return _model_for(tuple(sorted((t.name, t.settings) for t in targets if t.settings is not None)))
 
 
 def find_environments_dir(spec_path: Path, stop: Path | None = None) -> Path | None:

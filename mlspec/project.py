@@ -1,8 +1,13 @@
 """From spec files on disk to validated, environment-resolved specs.
 
 ``load`` → ``check_model`` → ``cross_check`` → per environment: ``merge`` overrides →
-``check_model`` again → ``cross_check`` → ``policy_check``.  Everything user-facing
-that goes wrong is collected as located :class:`SpecError`; nothing here writes.
+``check_model`` again → ``cross_check`` → ``policy_check`` → the targets' rules (and the
+core rule on names, :mod:`mlspec.rules`).  Everything user-facing that goes wrong is
+collected as located :class:`SpecError`; nothing here writes.
+
+Paths written into output are relative to the *project root* (:func:`project_root`),
+found once per spec and never from the working directory, so that compiling from any
+folder gives the same bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from . import environments as envs
 from .errors import SpecError, SpecErrors
 from .loader import Document, display_path, load_file
 from .models import Spec
+from .registry import TargetCrash
+from .rules import RuleContext, names_rule
 from .validate import check_model, check_overrides, cross_check, policy_check
 
 SPEC_FILENAMES = ("mlops.yaml", "mlops.yml")
@@ -41,16 +48,32 @@ def discover(paths: list[Path]) -> list[Path]:
     return list(unique)
 
 
+def project_root(spec_path: Path, env_dir: Path | None) -> Path:
+    """The folder output paths are relative to: the one holding ``environments/`` when the
+    spec is below it, else the Git top level above the spec, else the spec's folder."""
+    spec_dir = spec_path.resolve().parent
+    if env_dir is not None:
+        holder = env_dir.resolve().parent
+        if spec_dir.is_relative_to(holder):
+            return holder
+    for folder in (spec_dir, *spec_dir.parents):
+        if (folder / ".git").exists():
+            return folder
+    return spec_dir
+
+
 @dataclass(frozen=True)
 class Resolved:
     """One spec resolved for one environment (``env`` None: the spec as written)."""
 
     spec: Spec
     doc: Document
-    spec_path: str
+    spec_path: str  # relative to ``root``, POSIX: what output names the spec by
     base_dir: Path
     env: envs.Environment | None = None
-    env_path: str | None = None
+    env_path: str | None = None  # the environment file as the user sees it
+    root: Path | None = None  # the project root (absolute)
+    display: str = ""  # the spec file as the user sees it (relative to the cwd)
 
     @property
     def env_name(self) -> str | None:
@@ -58,7 +81,8 @@ class Resolved:
 
     @property
     def sha256(self) -> str:
-        """Hash of the resolved spec and environment: identical inputs, identical hash."""
+        """Hash of the whole resolved spec and environment (for tools; output never uses it:
+        each artefact is hashed on the inputs it declares, see :mod:`mlspec.inputs`)."""
         payload = {
             "spec": self.spec.model_dump(mode="json", by_alias=True, exclude={"overrides"}),
             "environment": self.env.model_dump(mode="json", exclude={"overrides"}) if self.env else None,
@@ -85,27 +109,59 @@ def read_columns_cached(path: Path, fmt: str | None) -> dict[str, str]:
     return dict(_cached_columns(path.resolve(), fmt, path.stat().st_mtime_ns))
 
 
-def _load_env(env_dir: Path, name: str, known: list[str], cache: dict) -> tuple[envs.Environment, Document, str]:
-    if name not in cache:
+def _load_env(env_dir: Path, name: str, known: list[str], cache: dict,
+              model: type[envs.Environment]) -> tuple[envs.Environment, Document, str]:
+    key = (env_dir.resolve(), name)
+    if key not in cache:
         path = envs.environment_path(env_dir, name, known)
         display = display_path(path)
         doc = load_file(path, display)
-        env = check_model(doc, envs.Environment, "environment")
+        env = check_model(doc, model, "environment")
         if env.name != name:
             loc = doc.positions.value(("name",))
             raise SpecErrors([SpecError(f"environment file {path.name} names itself '{env.name}'", loc.file, loc.line, loc.col,
                                         hint=f"name it '{name}', or rename the file", code="env-name")])
-        cache[name] = (env, doc, display)
-    return cache[name]
+        cache[key] = (env, doc, display)
+    return cache[key]
+
+
+def _targets(targets: list | None) -> list:
+    if targets is not None:
+        return targets
+    from . import registry
+
+    return registry.select(None)
+
+
+def target_rules(resolved_spec: Spec, merged: Document, env: envs.Environment, env_doc: Document,
+                 env_display: str, targets: list) -> list[SpecError]:
+    """The core rule on names, then every target's rules, on one resolved spec."""
+    rc = RuleContext(resolved_spec, env, merged, env_doc, env_display)
+    names_rule(rc, [t.name for t in targets])
+    for target in targets:
+        if target.rules is None:
+            continue
+        rc.target = target.name
+        try:
+            for err in target.rules(rc) or ():
+                rc.errors.append(err)
+        except SpecError as exc:
+            rc.errors.append(exc)
+        except Exception as exc:
+            raise TargetCrash(target.name, target.distribution, "checking the spec") from exc
+    return rc.errors
 
 
 def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path | None = None,
-            *, check_files: bool = True, env_cache: dict | None = None) -> Result:
+            *, check_files: bool = True, env_cache: dict | None = None, targets: list | None = None) -> Result:
     """Validate one spec and resolve it for each environment.
 
     ``env_names`` None means every environment found; an empty list means the spec as
-    written, without environments.
+    written, without environments.  ``targets`` (default: every registered one) add their
+    environment settings and their rules.
     """
+    targets = _targets(targets)
+    env_model = envs.model_for(targets)
     result = Result()
     display = display_path(spec_path)
     env_cache = {} if env_cache is None else env_cache
@@ -120,6 +176,8 @@ def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path |
         return result
     base_dir = spec_path.resolve().parent
     env_dir = env_dir if env_dir is not None else envs.find_environments_dir(spec_path)
+    root = project_root(spec_path, env_dir)
+    rel = spec_path.resolve().relative_to(root).as_posix()
     known = envs.list_environments(env_dir)
     names = known if env_names is None else list(dict.fromkeys(env_names))  # each environment once
     reader = read_columns_cached if check_files else None
@@ -130,14 +188,14 @@ def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path |
     result.checked += 1
     if not names:
         if not base_errors:
-            result.resolved.append(Resolved(spec, doc, display, base_dir))
+            result.resolved.append(Resolved(spec, doc, rel, base_dir, root=root, display=display))
         return result
     plain = {k: v for k, v in doc.data.items() if k != "overrides"}
     base_doc = Document(plain, doc.positions)
     for name in names:
         result.checked += 1
         try:
-            env, env_doc, env_display = _load_env(env_dir, name, known, env_cache)
+            env, env_doc, env_display = _load_env(env_dir, name, known, env_cache, env_model)
         except SpecError as exc:
             result.errors.append(exc)
             continue
@@ -159,15 +217,18 @@ def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path |
                 continue
             errors = cross_check(resolved_spec, merged, base_dir, reader)
         errors += policy_check(resolved_spec, merged, env, env_display)
+        if not errors and not base_errors:
+            errors += target_rules(resolved_spec, merged, env, env_doc, env_display, targets)
         result.errors.extend(errors)
         if not errors and not base_errors:
-            result.resolved.append(Resolved(resolved_spec, merged, display, base_dir, env, env_display))
+            result.resolved.append(Resolved(resolved_spec, merged, rel, base_dir, env, env_display, root, display))
     return result
 
 
 def resolve_paths(paths: list[Path], env_names: list[str] | None = None, env_dir: Path | None = None,
-                  *, check_files: bool = True) -> Result:
+                  *, check_files: bool = True, targets: list | None = None) -> Result:
     """Resolve every spec named by ``paths`` (files or folders)."""
+    targets = _targets(targets)
     total = Result()
     try:
         specs = discover(paths)
@@ -176,7 +237,7 @@ def resolve_paths(paths: list[Path], env_names: list[str] | None = None, env_dir
         return total
     env_cache: dict = {}
     for spec_path in specs:
-        one = resolve(spec_path, env_names, env_dir, check_files=check_files, env_cache=env_cache)
+        one = resolve(spec_path, env_names, env_dir, check_files=check_files, env_cache=env_cache, targets=targets)
         total.resolved.extend(one.resolved)
         total.errors.extend(one.errors)
         total.checked += one.checked

@@ -1,77 +1,154 @@
-"""Targets are plugins: modules registered in the ``mlspec.generators`` entry-point group.
+"""Targets are plugins: objects registered in the ``mlspec.generators`` entry-point group.
 
-Each entry point names a callable ``generate(ctx: Context) -> list[Artefact]``.  The
-built-in targets are registered the same way (see pyproject.toml), so a third-party
-package adds a target by declaring, in its own packaging metadata::
+A target is a :class:`Target`: a pure ``generate`` function plus what the core needs to
+know about it::
+
+    target = Target(
+        name="mytarget",
+        generate=generate,                    # (Context) -> list[Artefact]; pure, no I/O
+        reads=("spec.serving", "env.mytarget"),  # what generate may read (see mlspec.inputs)
+        scope="spec",                         # or "environment" / "repository"
+        rules=rules,                          # (RuleContext) -> list[SpecError], run by `validate`
+        settings=MySettings,                  # pydantic model of `mytarget:` in environments/<env>.yaml
+        version_key=version_key,              # cheap: what the output depends on besides its inputs
+    )
+
+and a package registers it in its own packaging metadata::
 
     [project.entry-points."mlspec.generators"]
-    mytarget = "my_package.my_module:generate"
+    mytarget = "my_package.my_module:target"
 
-Nothing is imported until a target is used.  A target's module may define
-``version_key() -> str`` (cheap: no heavy imports) naming what its output depends on
-besides the spec -- its own code, pinned tool versions; the compiler's no-op check
-includes it, so a changed target is never skipped.
+The built-in targets are registered the same way (see pyproject.toml) and use exactly
+this interface.  An entry point may also name a bare ``generate(ctx)`` function: it is
+then a spec-scope target that declares it reads everything, with its module's
+``version_key()`` if it has one.
+
+Nothing heavy is imported to list targets: loading one imports its module, which must
+import its tools (kfp, ...) lazily, inside ``generate``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from .errors import SpecError, did_you_mean
+from .inputs import normalise
 
 GROUP = "mlspec.generators"
+SCOPES = ("spec", "environment", "repository")
 
 
 @dataclass(frozen=True)
 class Target:
     name: str
-    value: str  # "module:function"
+    generate: Callable[..., list]
+    reads: tuple[str, ...] = ("spec", "env")
+    scope: str = "spec"
+    rules: Callable[..., Iterable[SpecError]] | None = None
+    settings: type | None = None
+    version_key: Callable[[], str] | None = None
+    description: str = ""
+    distribution: str = field(default="", compare=False)  # "name==version", filled in by the registry
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"target {self.name!r}: scope must be one of {SCOPES}, not {self.scope!r}")
+        reads = list(self.reads)
+        if self.settings is not None:
+            reads.append(f"env.{self.name}")  # a target always reads its own settings
+        object.__setattr__(self, "reads", normalise(reads))
+
+    def key(self) -> str:
+        """What the output depends on besides the declared inputs: the providing
+        distribution and the target's ``version_key()`` (its code, pinned tool versions)."""
+        return f"{self.distribution}|{_version_key(self)}"
+
+
+@lru_cache(maxsize=None)
+def _version_key(target: Target) -> str:
+    return str(target.version_key()) if target.version_key is not None else ""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A registered entry point, not yet imported."""
+
+    name: str
+    value: str  # "module:attribute"
     distribution: str  # "name==version" of the package that provides it
 
-    def module(self):
+    def load(self) -> Target:
         import importlib
 
-        return importlib.import_module(self.value.partition(":")[0])
-
-    def load(self) -> Callable:
-        obj = self.module()
-        for part in self.value.partition(":")[2].split("."):
+        module_name, _, attr = self.value.partition(":")
+        module = importlib.import_module(module_name)
+        obj: Any = module
+        for part in attr.split("."):
             obj = getattr(obj, part)
-        return obj
+        if isinstance(obj, Target):
+            if obj.name != self.name:
+                raise ValueError(f"entry point {self.name!r} ({self.value}) names a target called {obj.name!r}")
+            return Target(**{**obj.__dict__, "distribution": self.distribution})
+        if callable(obj):  # a bare generate(ctx): reads everything
+            key = getattr(module, "version_key", None)
+            return Target(self.name, obj, version_key=key if callable(key) else None,
+                          distribution=self.distribution)
+        raise TypeError(f"entry point {self.name!r} ({self.value}) is neither a Target nor a function")
 
-    @lru_cache(maxsize=None)  # noqa: B019 - targets are few and live for the process
-    def version_key(self) -> str:
-        """The module's ``version_key()``, or "" when it has none (then its distribution's
-        version stands for its code)."""
-        key = getattr(self.module(), "version_key", None)
-        return str(key()) if callable(key) else ""
 
-
-def available() -> dict[str, Target]:
+def available() -> dict[str, Plugin]:
     """Registered targets by name, in name order."""
-    found: dict[str, Target] = {}
+    found: dict[str, Plugin] = {}
     for ep in metadata.entry_points(group=GROUP):
         dist = getattr(ep, "dist", None)
         provider = f"{dist.name}=={dist.version}" if dist is not None else "unknown"
-        found.setdefault(ep.name, Target(ep.name, ep.value, provider))
+        found.setdefault(ep.name, Plugin(ep.name, ep.value, provider))
     return dict(sorted(found.items()))
+
+
+_LOADED: dict[Plugin, Target] = {}
+
+
+def load(plugin: Plugin) -> Target:
+    """The plugin's target, imported once per process.  A failure to import is the
+    plugin's fault: it is raised as :class:`TargetCrash`."""
+    if plugin not in _LOADED:
+        try:
+            _LOADED[plugin] = plugin.load()
+        except Exception as exc:
+            raise TargetCrash(plugin.name, plugin.distribution, "loading it") from exc
+    return _LOADED[plugin]
 
 
 def select(names: list[str] | None) -> list[Target]:
     """The targets to run: all registered ones, or those named (``--targets a,b``)."""
-    targets = available()
+    plugins = available()
     if not names:
-        return list(targets.values())
+        return [load(p) for p in plugins.values()]
     chosen = []
     for name in names:
-        if name not in targets:
+        if name not in plugins:
             raise SpecError(
                 f"unknown target '{name}'", "--targets", 1, 1,
-                hint=did_you_mean(name, list(targets)) or f"registered targets: {', '.join(targets) or 'none'}",
+                hint=did_you_mean(name, list(plugins)) or f"registered targets: {', '.join(plugins) or 'none'}",
                 code="unknown-target",
             )
-        chosen.append(targets[name])
+        chosen.append(load(plugins[name]))
     return chosen
+
+
+class TargetCrash(Exception):
+    """A target raised something other than a user-facing error: a bug in the target.
+
+    The CLI's error handler reports it as "internal error in target X (dist==version)",
+    writes the traceback to a log file and exits 3."""
+
+    def __init__(self, target: str, distribution: str, doing: str, detail: str = "") -> None:
+        self.target, self.distribution, self.doing, self.detail = target, distribution, doing, detail
+        super().__init__(f"internal error in target {target} ({distribution}) while {doing}")
+
+    def __reduce__(self):  # survives pickling from worker processes
+        return (TargetCrash, (self.target, self.distribution, self.doing, self.detail))

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import IO
 
-from .errors import SpecError
+from .errors import UNLOCATED, SpecError
 
 FORMATS = ("text", "json", "github")
 
@@ -32,10 +32,8 @@ def _escape_property(text: str) -> str:
 def github(errors: list[SpecError], out: IO[str]) -> None:
     for err in errors:
         message = err.message + (f" (hint: {err.hint})" if err.hint else "")
-        out.write(
-            f"::{err.severity} file={_escape_property(err.file)},line={err.line},col={err.col},"
-            f"title={_escape_property('mlspec ' + err.code)}::{_escape_data(message)}\n"
-        )
+        where = "" if err.file == UNLOCATED else f"file={_escape_property(err.file)},line={err.line},col={err.col},"
+        out.write(f"::{err.severity} {where}title={_escape_property('mlspec ' + err.code)}::{_escape_data(message)}\n")
 
 
 def json_report(errors: list[SpecError], out: IO[str], summary: dict) -> None:
@@ -55,10 +53,14 @@ def _colour(out: IO[str]) -> bool:
 
 def _plain(errors: list[SpecError], out: IO[str], ok_message: str, fail_message: str) -> None:
     for err in errors:
-        out.write(f"{err.location}: {err.severity}: {err.message}\n")
+        out.write(f"{_where(err)}: {err.severity}: {err.message}\n")
         if err.hint:
             out.write(f"  hint: {err.hint}\n")
     out.write((fail_message if errors else ok_message) + "\n")
+
+
+def _where(err: SpecError) -> str:
+    return "mlspec" if err.file == UNLOCATED else str(err.location)
 
 
 def text(errors: list[SpecError], out: IO[str], ok_message: str, fail_message: str) -> None:
@@ -72,7 +74,7 @@ def text(errors: list[SpecError], out: IO[str], ok_message: str, fail_message: s
                       no_color=bool(os.environ.get("NO_COLOR")) or None)
     for err in errors:
         console.print(
-            f"[bold]{escape(str(err.location))}[/bold]: [red]{err.severity}[/red]: {escape(err.message)}"
+            f"[bold]{escape(_where(err))}[/bold]: [red]{err.severity}[/red]: {escape(err.message)}"
             + (f"\n  [dim]hint:[/dim] {escape(err.hint)}" if err.hint else "")
         )
     if errors:

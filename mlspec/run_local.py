@@ -66,10 +66,7 @@ def preflight(ctx: Context) -> str | None:
     if training.container is not None:
         return ("mlspec run --local supports estimator training only: this spec trains with the container image "
                 f"'{training.container.image}'. Compile it and run it on Kubeflow instead.")
-    try:
-        p = kubeflow.plan(ctx)
-    except kubeflow.KubeflowTargetError as exc:
-        return str(exc)
+    p = kubeflow.plan(ctx)
     remote = [s.name + f" ({s.type})" for s in p.ingests if s.type != "file"]
     if remote:
         return ("mlspec run --local reads file sources only; this spec reads from "
@@ -119,14 +116,15 @@ def run_local(resolved_ctx: Context, base_dir: Path, out_dir: Path, console_out:
     spec = resolved_ctx.spec
     metric = spec.training.metric
     p = kubeflow.plan(resolved_ctx)
-    console.print(f"running [bold]{escape(p.version_name)}[/bold] locally: {len(p.ingests)} source(s), "
+    version = kubeflow.pipeline_version_name(resolved_ctx)
+    console.print(f"running [bold]{escape(version)}[/bold] locally: {len(p.ingests)} source(s), "
                   f"{len(p.joins)} feature join(s), {len(p.candidates)} candidate(s) "
                   f"(log: {escape(str(log_path))})")
 
     started = time.monotonic()
     import kfp.local
 
-    pipeline = kubeflow.build_pipeline(resolved_ctx, local=True)
+    pipeline = kubeflow.build_pipeline(resolved_ctx, local=True, version_name=version)
     kfp.local.init(
         runner=kfp.local.SubprocessRunner(use_venv=False),
         pipeline_root=str(out_dir / "pipeline-root"),

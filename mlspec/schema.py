@@ -25,10 +25,14 @@ def spec_schema() -> dict:
     return Spec.model_json_schema(by_alias=True, schema_generator=_Generator)
 
 
-def environment_schema() -> dict:
-    from .environments import Environment
+def environment_schema(targets: list | None = None) -> dict:
+    """The environment file's schema: the core fields plus each target's settings block
+    (every registered target by default)."""
+    from . import registry
+    from .environments import model_for
 
-    schema = Environment.model_json_schema(schema_generator=_Generator)
+    model = model_for(registry.select(None) if targets is None else targets)
+    schema = model.model_json_schema(schema_generator=_Generator)
     schema["$id"] = "https://mlspec.io/schemas/environment.schema.json"
     schema["title"] = "mlspec environment (environments/<env>.yaml)"
     return schema

@@ -20,13 +20,13 @@ from . import units
 from .errors import Location, SpecError, SpecErrors, did_you_mean
 from .loader import Document
 
+#: Label key prefixes mlspec sets on every object it generates (see mlspec.context).
+RESERVED_LABEL_PREFIXES = ("mlspec.io/", "app.kubernetes.io/")
+
 T = TypeVar("T", bound=BaseModel)
 
 #: Largest hyper-parameter grid (number of combinations) a spec may ask for.
 MAX_GRID = 256
-#: Longest suffix generators append to ``spec.name`` (e.g. "-drift-detector"); names stay ≤ 63.
-NAME_SUFFIX_BUDGET = 20
-MAX_NAME = 63 - NAME_SUFFIX_BUDGET
 
 _PATTERN_MESSAGES = {
     m.DNS1123_LABEL: "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
@@ -328,10 +328,11 @@ class _Checker:
 
     def run(self) -> list[SpecError]:
         s = self.spec
-        if len(s.name) > MAX_NAME:
-            self.error(("name",), f"name is {len(s.name)} characters; keep it ≤ {MAX_NAME}",
-                       f"generated Kubernetes names append up to {NAME_SUFFIX_BUDGET} characters and must stay ≤ 63",
-                       "name-length")
+        for key in s.labels:
+            reserved = next((p for p in RESERVED_LABEL_PREFIXES if key.startswith(p)), None)
+            if reserved:
+                self.error(("labels", key), f"label key '{key}' uses the prefix '{reserved}', which mlspec sets itself",
+                           "choose another prefix, e.g. 'acme.com/" + key.split('/', 1)[1] + "'", "label", key=True)
         self.unique(s.data.sources, ("data", "sources"), "source")
         self.unique(s.features.entities, ("features", "entities"), "entity")
         self.unique(s.features.views, ("features", "views"), "feature view")
@@ -439,6 +440,12 @@ class _Checker:
             if not src.timestamp and src.type not in ("kafka", "push"):
                 self.error(base + ("source",), f"source '{src.name}' has no timestamp column; feature views need one",
                            "set data.sources[].timestamp", "timestamp")
+            elif not src.timestamp:
+                batch = self.spec.source(src.batch_source)
+                if batch is not None and not batch.timestamp:
+                    self.error(base + ("source",), f"{src.type} source '{src.name}' and its batch_source '{batch.name}' "
+                               "have no timestamp column; feature views need one",
+                               f"set timestamp on source '{src.name}' or '{batch.name}'", "timestamp")
             cols = columns.get(view.source) or {}
             if src.type in ("kafka", "push") and not cols:
                 cols = columns.get(src.batch_source) or {}

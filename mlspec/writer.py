@@ -6,16 +6,24 @@ Layout
 
     * ``manifest.json`` -- the ownership manifest, meant to be committed with the output::
 
-          {"files": {"deploy/dev/churn/kserve.yaml": {"scope": "churn@dev", "sha256": "..."}},
-           "generator": "mlspec 0.1.0", "version": 1}
+          {"files": {"deploy/dev/churn/kubeflow/pipeline.yaml": {
+              "scope": "churn@dev/kubeflow", "sha256": "...", "mlspec": "0.1.0",
+              "target": "kubeflow", "spec": "examples/churn/mlops.yaml", "env": "dev",
+              "inputs": "..."}},
+           "version": 2}
 
-      It lists every file mlspec wrote, with the SHA-256 of the bytes it wrote and the
-      scope (an opaque string chosen by the compiler, e.g. ``churn`` or ``churn@dev``)
-      that produced it.  mlspec only ever overwrites or deletes files listed here, and
-      only when they still hold what mlspec wrote (unless forced);
+      It lists every file mlspec wrote, with the SHA-256 of the bytes it wrote, the
+      scope (an opaque string chosen by the compiler) that produced it, the mlspec
+      version that wrote those bytes (kept while the bytes stay the same, so a release
+      that changes no output changes no file) and whatever else the compiler records
+      (``file_info``).  mlspec only ever overwrites or deletes files listed here, and
+      only when they still hold what mlspec wrote (unless forced).  Version 1
+      manifests (scope and sha256 only) are read as well;
+    * ``cache.json`` -- what the last compile was made from, for skipping unchanged work
+      (local state, not committed; a missing or broken cache only costs time);
     * ``lock`` -- an ``flock`` lock serialising mlspec processes on this root;
     * ``txn/``, ``journal.tmp``, ``journal.json`` -- a write in progress (see below);
-    * ``.gitignore`` -- keeps the three above out of git.
+    * ``.gitignore`` -- keeps all but the manifest out of git.
 
 Writes are transactions
     :func:`apply` stages every new file in ``.mlspec/txn/`` (fsynced), writes a journal
@@ -45,7 +53,7 @@ import shutil
 import signal
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -66,15 +74,17 @@ __all__ = [
     "display",
     "owned_files",
     "plan",
+    "read_cache",
     "read_owned",
-    "read_scope_info",
     "recover",
 ]
 
 STATE_DIR = ".mlspec"
 #: The manifest's path relative to the output root.
 MANIFEST_PATH = f"{STATE_DIR}/manifest.json"
-MANIFEST_VERSION = 1
+CACHE_PATH = f"{STATE_DIR}/cache.json"
+MANIFEST_VERSION = 2
+READABLE_MANIFEST_VERSIONS = (1, 2)
 JOURNAL_VERSION = 1
 #: At most this many lines of unified diff per stale file in :func:`check`.
 DIFF_LINES = 20
@@ -85,7 +95,7 @@ DIFF_LINES = 20
 #: Unset, it costs one environment lookup per write.
 CRASH_AT_ENV = "MLSPEC_WRITER_CRASH_AT"
 
-_GITIGNORE = b"/lock\n/txn/\n/journal.tmp\n/journal.json\n"
+_GITIGNORE = b"/lock\n/txn/\n/journal.tmp\n/journal.json\n/cache.json\n/cache.json.tmp\n"
 _T = TypeVar("_T")
 
 
@@ -94,10 +104,12 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class Owned:
-    """A manifest entry: what mlspec wrote at a path, and for which scope."""
+    """A manifest entry: what mlspec wrote at a path, for which scope, and the rest of
+    the entry (``mlspec`` version, and the compiler's ``file_info``)."""
 
     sha256: str
     scope: str
+    info: Mapping[str, Any] = field(default_factory=dict, compare=True)
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,8 @@ class Plan:
     """What :func:`apply` would do to ``root``; computed by :func:`plan`, writes nothing.
 
     ``create``: paths with no file yet; ``update``: owned files to rewrite (their content
-    or their manifest entry changes); ``unchanged``: owned files already right;
+    changes); ``unchanged``: owned files whose bytes are already right (their manifest
+    entry may still change);
     ``prune``: owned files of the planned ``scopes`` that are no longer generated;
     ``conflicts``: why the plan cannot be applied (empty when it can).
     """
@@ -124,15 +137,15 @@ class Plan:
     new_manifest: Mapping[str, Owned]
     #: SHA-256 of the regular file currently at each output or prunable path.
     on_disk: Mapping[str, str]
-    #: What the compiler recorded per scope (e.g. the fingerprint of its inputs), as
-    #: found in the manifest and as :func:`apply` would write it.
-    scope_info: Mapping[str, Any] = None  # type: ignore[assignment]
-    new_scope_info: Mapping[str, Any] = None  # type: ignore[assignment]
+    #: What the compiler records per file besides scope and hash (see :func:`plan`).
+    file_info: Mapping[str, Mapping[str, Any]] = None  # type: ignore[assignment]
+    #: The no-op cache to store after applying (None: leave it as it is).
+    cache: Mapping[str, Any] | None = None
 
     @property
     def changed(self) -> bool:
-        """Whether applying the plan would write anything."""
-        return bool(self.create or self.update or self.prune or self.scope_info != self.new_scope_info)
+        """Whether applying the plan would write anything (the cache aside)."""
+        return bool(self.create or self.update or self.prune or self.manifest != self.new_manifest)
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,8 @@ def plan(
     scopes: set[str] | frozenset[str],
     *,
     force: bool = False,
-    scope_info: Mapping[str, Any] | None = None,
+    file_info: Mapping[str, Mapping[str, Any]] | None = None,
+    cache: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Compare ``outputs`` (relative path -> (bytes, scope)) with the tree under ``root``.
 
@@ -193,9 +207,11 @@ def plan(
     overwriting or pruning owned files that were edited by hand; nothing ever allows
     overwriting a file mlspec does not own or writing outside the root.
 
-    ``scope_info`` (scope → JSON-able data, e.g. the fingerprint of what the scope was
-    compiled from) is recorded in the manifest for the planned scopes, replacing what
-    was recorded for them; other scopes' records are kept.
+    ``file_info`` (path → JSON-able mapping, e.g. the target and the inputs hash) is
+    recorded in each output's manifest entry, beside ``scope``, ``sha256`` and the
+    ``mlspec`` version that wrote the bytes.  ``cache`` (scope → JSON-able data) is merged
+    into ``.mlspec/cache.json`` by :func:`apply`: entries of the planned scopes are
+    replaced, others kept.
     """
     root = Path(root)
     for rel, value in outputs.items():
@@ -209,8 +225,9 @@ def plan(
             raise TypeError(f"outputs must map str paths to (bytes, scope) tuples, got {rel!r}: {value!r:.80}")
     _check_root(root, create=False)
     frozen = dict(outputs)
-    info = dict(scope_info or {})
-    return _consistent_read(root, lambda: _compute_plan(root, frozen, frozenset(scopes), force, info))
+    info = {rel: dict(value) for rel, value in (file_info or {}).items()}
+    cached = None if cache is None else dict(cache)
+    return _consistent_read(root, lambda: _compute_plan(root, frozen, frozenset(scopes), force, info, cached))
 
 
 def check(plan: Plan) -> list[Problem]:
@@ -233,6 +250,30 @@ def diff(plan: Plan) -> str:
     return "".join(problem.diff for problem in problems)
 
 
+def read_cache(root: Path | str) -> dict[str, Any]:
+    """The no-op cache of ``root`` (``{}`` when absent or unreadable: it is only a cache)."""
+    raw = _read_regular(Path(root) / CACHE_PATH)
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw else {}
+    except ValueError:
+        return {}
+    return data.get("scopes", {}) if isinstance(data, dict) and isinstance(data.get("scopes"), dict) else {}
+
+
+def _write_cache(root: Path, plan: Plan) -> None:
+    """Merge the plan's cache entries into ``cache.json`` (atomically; the caller holds the lock)."""
+    if plan.cache is None:
+        return
+    scopes = {k: v for k, v in read_cache(root).items() if k not in plan.scopes}
+    scopes.update({k: v for k, v in plan.cache.items() if k in plan.scopes})
+    data = dump_json({"scopes": dict(sorted(scopes.items()))}).encode("utf-8")
+    if _read_regular(root / CACHE_PATH) == data:
+        return
+    tmp = root / f"{CACHE_PATH}.tmp"
+    _write_durably(tmp, data)
+    os.replace(tmp, root / CACHE_PATH)
+
+
 def apply(plan: Plan) -> Result:
     """Make the tree match ``plan``, atomically; raise :class:`SpecErrors` on conflicts.
 
@@ -251,6 +292,7 @@ def apply(plan: Plan) -> Result:
             journal = _stage(fresh, step)
             _roll_forward(root, journal, step)
             _finish(root, step)
+        _write_cache(root, fresh)
     return Result(created=fresh.create, updated=fresh.update, pruned=fresh.prune, unchanged=fresh.unchanged)
 
 
@@ -277,17 +319,13 @@ def display(root: Path, rel: str) -> str:
 
 
 def _recompute(plan: Plan) -> Plan:
-    requested = {scope: info for scope, info in plan.new_scope_info.items() if scope in plan.scopes}
-    return _compute_plan(plan.root, plan.outputs, plan.scopes, plan.force, requested)
+    return _compute_plan(plan.root, plan.outputs, plan.scopes, plan.force, plan.file_info, plan.cache)
 
 
 def _compute_plan(root: Path, outputs: Mapping[str, tuple[bytes, str]], scopes: frozenset[str], force: bool,
-                  scope_info: Mapping[str, Any]) -> Plan:
+                  file_info: Mapping[str, Mapping[str, Any]], cache: Mapping[str, Any] | None) -> Plan:
     """The plan, from the manifest and the files on disk (the caller holds the lock)."""
     manifest = _read_manifest(root)
-    old_info = _read_scope_info(root)
-    new_info = {scope: info for scope, info in old_info.items() if scope not in scopes}
-    new_info.update(scope_info)
     conflicts: list[SpecError] = []
     create: list[str] = []
     update: list[str] = []
@@ -329,7 +367,7 @@ def _compute_plan(root: Path, outputs: Mapping[str, tuple[bytes, str]], scopes: 
                 f"{rel} was edited by hand since mlspec generated it; refusing to overwrite it",
                 "move the change into the spec, or compile with --force to discard it",
             )
-        elif digest == new and owned == Owned(new, scope):
+        elif digest == new:
             unchanged.append(rel)
         else:
             update.append(rel)
@@ -356,7 +394,13 @@ def _compute_plan(root: Path, outputs: Mapping[str, tuple[bytes, str]], scopes: 
         prune.append(rel)
 
     new_manifest = {rel: owned for rel, owned in manifest.items() if rel not in prune}
-    new_manifest.update({rel: Owned(sha256_hex(data), scope) for rel, (data, scope) in outputs.items()})
+    for rel, (data, scope) in outputs.items():
+        digest = sha256_hex(data)
+        old = manifest.get(rel)
+        # The version that wrote these bytes: kept while the bytes stay the same.
+        version = old.info.get("mlspec") if old is not None and old.sha256 == digest else None
+        info = {**file_info.get(rel, {}), "mlspec": version or __version__}
+        new_manifest[rel] = Owned(digest, scope, info)
     return Plan(
         root=root,
         outputs=outputs,
@@ -370,8 +414,8 @@ def _compute_plan(root: Path, outputs: Mapping[str, tuple[bytes, str]], scopes: 
         manifest=manifest,
         new_manifest=dict(sorted(new_manifest.items())),
         on_disk=on_disk,
-        scope_info=old_info,
-        new_scope_info=dict(sorted(new_info.items())),
+        file_info=file_info,
+        cache=cache,
     )
 
 
@@ -483,9 +527,9 @@ def _problems(plan: Plan, *, limit: int | None, every_diff: bool) -> list[Proble
         if owned.scope in fresh.scopes and rel not in fresh.outputs and rel in fresh.on_disk:
             text = _diff(rel, _read_regular(root / rel) or b"", None, limit) if every_diff else ""
             found.append(Problem(rel, "extra", display(root, rel), text))
-    if not found and fresh.changed:
+    if not found and fresh.changed and not fresh.conflicts:
         old = _read_regular(root / MANIFEST_PATH) or b""
-        text = _diff(MANIFEST_PATH, old, _manifest_bytes(fresh.new_manifest, fresh.new_scope_info), limit)
+        text = _diff(MANIFEST_PATH, old, _manifest_bytes(fresh.new_manifest), limit)
         found.append(Problem(MANIFEST_PATH, "stale", display(root, MANIFEST_PATH), text))
     return found
 
@@ -518,33 +562,12 @@ def _diff_lines(data: bytes | None) -> list[str]:
 # ------------------------------------------------------------------- manifest, files
 
 
-def _manifest_bytes(files: Mapping[str, Owned], scope_info: Mapping[str, Any]) -> bytes:
+def _manifest_bytes(files: Mapping[str, Owned]) -> bytes:
     document = {
         "version": MANIFEST_VERSION,
-        "generator": f"mlspec {__version__}",
-        "files": {rel: {"sha256": owned.sha256, "scope": owned.scope} for rel, owned in files.items()},
+        "files": {rel: {**owned.info, "sha256": owned.sha256, "scope": owned.scope} for rel, owned in files.items()},
     }
-    if scope_info:
-        document["scopes"] = dict(scope_info)
     return dump_json(document).encode("utf-8")
-
-
-def _read_scope_info(root: Path) -> dict[str, Any]:
-    """The manifest's per-scope records (``{}`` when there are none); the manifest itself
-    was already checked by :func:`_read_manifest`."""
-    raw = _read_regular(root / MANIFEST_PATH)
-    if not raw:
-        return {}
-    try:
-        scopes = json.loads(raw.decode("utf-8")).get("scopes", {})
-    except (ValueError, AttributeError):
-        return {}
-    return dict(scopes) if isinstance(scopes, dict) else {}
-
-
-def read_scope_info(root: Path | str) -> dict[str, Any]:
-    """What the last compile recorded per scope in ``root``'s manifest (read-only)."""
-    return _read_scope_info(Path(root))
 
 
 def owned_files(root: Path | str) -> dict[str, Owned]:
@@ -575,7 +598,7 @@ def _read_manifest(root: Path) -> dict[str, Owned]:
         document = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
         raise _manifest_error(root, f"it is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
+    if not isinstance(document, dict) or document.get("version") not in READABLE_MANIFEST_VERSIONS:
         raise _manifest_error(root, f"it is not a version {MANIFEST_VERSION} mlspec manifest")
     files = document.get("files")
     if not isinstance(files, dict):
@@ -586,7 +609,8 @@ def _read_manifest(root: Path) -> dict[str, Owned]:
         scope = entry.get("scope") if isinstance(entry, dict) else None
         if not (isinstance(digest, str) and len(digest) == 64 and isinstance(scope, str)):
             raise _manifest_error(root, f"its entry for {rel!r} needs a 'sha256' and a 'scope'")
-        manifest[rel] = Owned(digest, scope)
+        info = {k: v for k, v in entry.items() if k not in ("sha256", "scope")}
+        manifest[rel] = Owned(digest, scope, info)
     return manifest
 
 
@@ -669,8 +693,8 @@ def _state_dir(root: Path, *, create: bool) -> Path:
             os.mkdir(state)
         except FileExistsError:
             pass
-        else:
-            _write_durably(state / ".gitignore", _GITIGNORE)
+        if _read_regular(state / ".gitignore") != _GITIGNORE and not os.path.islink(state / ".gitignore"):
+            _write_durably(state / ".gitignore", _GITIGNORE)  # new, or from an older mlspec
     try:
         mode = os.lstat(state).st_mode
     except FileNotFoundError:
@@ -776,7 +800,7 @@ def _stage(fresh: Plan, step: Callable[[], None]) -> dict[str, Any]:
         _write_durably(txn / staged, data)
         renames.append({"staged": staged, "path": rel, "sha256": digest})
         step()
-    manifest = _manifest_bytes(fresh.new_manifest, fresh.new_scope_info)
+    manifest = _manifest_bytes(fresh.new_manifest)
     _write_durably(txn / "manifest.json", manifest)
     _fsync_dir(txn)
     journal = {

@@ -264,11 +264,13 @@ def test_random_search_is_not_capped_by_the_grid() -> None:
     assert errors_of(text) == []
 
 
-def test_name_length_boundary() -> None:
-    assert errors_of(edit("name: minimal", "name: " + "a" * v.MAX_NAME)) == []
-    [err] = errors_of(edit("name: minimal", "name: " + "a" * (v.MAX_NAME + 1)))
-    assert err.message == f"name is {v.MAX_NAME + 1} characters; keep it ≤ {v.MAX_NAME}"
-    assert err.code == "name-length"
+def test_reserved_label_prefixes_are_refused() -> None:
+    for key in ("mlspec.io/environment", "app.kubernetes.io/managed-by"):
+        text = edit("name: minimal", f"name: minimal\nlabels:\n  {key}: x")
+        [err] = errors_of(text)
+        assert err.code == "label" and (err.line, err.col) == (4, 3)
+        assert f"label key '{key}' uses the prefix" in err.message and "which mlspec sets itself" in err.message
+    assert errors_of(edit("name: minimal", "name: minimal\nlabels:\n  acme.com/team: growth")) == []
 
 
 def test_request_equal_to_limit_is_fine() -> None:

@@ -90,11 +90,10 @@ def test_manifest_format(tmp_path: Path) -> None:
     write(tmp_path, {"x/a.yaml": (b"a\n", "churn@dev"), "b.json": (b"{}\n", "churn")}, {"churn", "churn@dev"})
     text = (tmp_path / ".mlspec/manifest.json").read_text()
     assert json.loads(text) == {
-        "version": 1,
-        "generator": f"mlspec {__version__}",
+        "version": 2,
         "files": {
-            "b.json": {"sha256": sha256_hex(b"{}\n"), "scope": "churn"},
-            "x/a.yaml": {"sha256": sha256_hex(b"a\n"), "scope": "churn@dev"},
+            "b.json": {"sha256": sha256_hex(b"{}\n"), "scope": "churn", "mlspec": __version__},
+            "x/a.yaml": {"sha256": sha256_hex(b"a\n"), "scope": "churn@dev", "mlspec": __version__},
         },
     }
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
@@ -113,10 +112,13 @@ def test_noop_apply_writes_nothing(tmp_path: Path) -> None:
 
 def test_scope_change_only_updates_manifest(tmp_path: Path) -> None:
     write(tmp_path, {"a.yaml": (b"a\n", "one")}, {"one"})
+    before = mtimes(tmp_path)
     plan = writer.plan(tmp_path, {"a.yaml": (b"a\n", "two")}, {"two"})
-    assert plan.update == ["a.yaml"]
+    assert plan.update == [] and plan.unchanged == ["a.yaml"] and plan.changed
+    time.sleep(0.01)
     writer.apply(plan)
     assert manifest(tmp_path)["files"]["a.yaml"]["scope"] == "two"
+    assert mtimes(tmp_path)[str(tmp_path / "a.yaml")] == before[str(tmp_path / "a.yaml")]  # the file is not touched
 
 
 # ---------------------------------------------------------------------------- pruning
@@ -215,7 +217,7 @@ def test_hand_edit_matching_new_content_is_no_conflict(tmp_path: Path) -> None:
     write(tmp_path, {"a.yaml": (b"v1\n", "s")}, {"s"})
     (tmp_path / "a.yaml").write_bytes(b"v2\n")
     plan = writer.plan(tmp_path, {"a.yaml": (b"v2\n", "s")}, {"s"})
-    assert plan.update == ["a.yaml"] and not plan.conflicts
+    assert plan.unchanged == ["a.yaml"] and plan.changed and not plan.conflicts
     writer.apply(plan)
     assert manifest(tmp_path)["files"]["a.yaml"]["sha256"] == sha256_hex(b"v2\n")
 

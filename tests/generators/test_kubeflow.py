@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlspec.compiler import context as target_context
 from mlspec.context import Context
-from mlspec.environments import Environment
+from mlspec.environments import model_for
 from mlspec.models import Spec
 from mlspec.project import resolve_paths
 
@@ -43,7 +44,7 @@ def _contexts() -> dict[tuple[str, str], Context]:
             result = resolve_paths([Path("examples") / example / "mlops.yaml"])
             assert not result.errors, result.errors
             for r in result.resolved:
-                out[(example, r.env.name)] = Context(spec=r.spec, env=r.env, spec_path=r.spec_path, spec_sha256=r.sha256)
+                out[(example, r.env.name)] = target_context(r, kf.target)
     finally:
         os.chdir(cwd)
     return out
@@ -66,9 +67,10 @@ def variant(example: str, mutate, env: str = "dev") -> Context:
     data.pop("overrides", None)
     mutate(data)
     spec = Spec.model_validate(data)
-    environment = Environment.model_validate(yaml.safe_load((ROOT / "environments" / f"{env}.yaml").read_text()))
-    sha = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    return Context(spec=spec, env=environment, spec_path=f"examples/{example}/mlops.yaml", spec_sha256=sha)
+    environment = model_for([kf.target]).model_validate(
+        yaml.safe_load((ROOT / "environments" / f"{env}.yaml").read_text()))
+    resolved = SimpleNamespace(spec=spec, env=environment, spec_path=f"examples/{example}/mlops.yaml")
+    return target_context(resolved, kf.target)
 
 
 def source(data: dict, name: str) -> dict:
@@ -205,7 +207,7 @@ def test_ir_shape_follows_the_spec(case):
     spec, training = ctx.spec, ctx.spec.training
     ir = artefacts(case)["pipeline-ir.yaml"].content
     ir = ir[0] if isinstance(ir, list) else ir
-    assert ir["pipelineInfo"]["name"] == f"{spec.name}-{ctx.short_hash}"
+    assert ir["pipelineInfo"]["name"] == kf.pipeline_version_name(ctx)
     params = ir["root"]["inputDefinitions"]["parameters"]
     assert params["data_root"]["defaultValue"] == f"{ctx.env.storage.artifacts}/data/{spec.name}"
     assert params["registry_root"]["defaultValue"] == ctx.env.storage.models
@@ -244,13 +246,34 @@ def test_ir_shape_follows_the_spec(case):
     assert "taskOutputArtifact" in select["inputs"]["artifacts"]["models"]
 
 
-def test_version_name_is_checked_as_a_dns_label():
+def test_version_name_is_the_hash_of_the_ir_without_its_name():
     ctx = CONTEXTS[("churn", "dev")]
-    long = Context(spec=ctx.spec.model_copy(update={"name": "a" * 60}), env=ctx.env,
-                   spec_path=ctx.spec_path, spec_sha256=ctx.spec_sha256)
-    with pytest.raises(kf.KubeflowTargetError, match="DNS-1123"):
-        kf.pipeline_version_name(long)
-    assert kf.pipeline_version_name(ctx) == f"churn-{ctx.short_hash}"
+    pipeline = kf.build_pipeline(ctx)  # under the placeholder name
+    from google.protobuf import json_format
+
+    ir = kf._sorted(json_format.MessageToDict(pipeline.pipeline_spec))
+    platform = kf._sorted(json_format.MessageToDict(pipeline.platform_spec))
+    assert ir["pipelineInfo"]["name"] == kf.VERSION_PLACEHOLDER
+    name = kf.pipeline_version_name(ctx)
+    assert name == f"churn-{kf.ir_sha256(ir, platform)[:10]}"
+    final, _ = kf.compile_ir(ctx)
+    assert kf.VERSION_PLACEHOLDER not in json.dumps(final)
+    register = next(t for t in final["root"]["dag"]["tasks"].values() if t["taskInfo"]["name"] == "register model")
+    assert register["inputs"]["parameters"]["pipeline_version"]["runtimeValue"]["constant"] == name
+
+
+def test_version_name_changes_if_and_only_if_the_pipeline_does():
+    base = kf.pipeline_version_name(variant("churn", lambda d: None))
+    same = {
+        "labels": lambda d: d.setdefault("labels", {}).update({"team": "other"}),
+        "description": lambda d: d.update(description="new words"),
+        "owner": lambda d: d.update(owner="someone-else@acme.example"),
+        "traffic": lambda d: d["serving"].update(traffic={"champion": 70, "challenger": 30}),
+    }
+    for what, edit in same.items():
+        assert kf.pipeline_version_name(variant("churn", edit)) == base, what
+    grid = variant("churn", lambda d: d["training"]["search"]["parameters"].update(max_depth=[2, 9]))
+    assert kf.pipeline_version_name(grid) != base
 
 
 # --------------------------------------------------------------------------- Kubernetes-native form
@@ -270,7 +293,7 @@ def test_kubernetes_manifests_equal_the_kfp_compilers(case, tmp_path):
 
     ctx = CONTEXTS[case]
     version = kf.pipeline_version_name(ctx)
-    pipeline = kf.build_pipeline(ctx)
+    pipeline = kf.build_pipeline(ctx, version_name=version)
     k8s_path = tmp_path / "k8s.yaml"
     compiler.Compiler().compile(
         pipeline, str(k8s_path), kubernetes_manifest_format=True,
@@ -278,7 +301,8 @@ def test_kubernetes_manifests_equal_the_kfp_compilers(case, tmp_path):
             pipeline_name=ctx.spec.name, pipeline_version_name=version,
             namespace=ctx.env.kubeflow.namespace, include_pipeline_manifest=True))
     theirs = list(yaml.safe_load_all(k8s_path.read_text()))
-    ours = artefacts(case)["pipeline.yaml"].content
+    ours = copy.deepcopy(artefacts(case)["pipeline.yaml"].content)
+    assert ours[0]["spec"].pop("description", None) == ctx.spec.description  # ours: on the Pipeline only
     assert [_strip_ours(d) for d in ours] == theirs
     for doc in ours:
         assert doc["metadata"]["labels"] == ctx.labels("training-pipeline")
@@ -400,13 +424,13 @@ def test_trigger_run_resolves_names_and_creates_a_run(tmp_path):
 DUMP = textwrap.dedent("""
     import json, os, sys
     from pathlib import Path
-    from mlspec.context import Context
+    from mlspec.compiler import context
     from mlspec.project import resolve_paths
     from mlspec.generators import kubeflow
     out = {}
     for example in ("churn", "fraud"):
         for r in resolve_paths([Path("examples") / example / "mlops.yaml"]).resolved:
-            ctx = Context(spec=r.spec, env=r.env, spec_path=r.spec_path, spec_sha256=r.sha256)
+            ctx = context(r, kubeflow.target)
             for a in kubeflow.generate(ctx):
                 out[a.path] = a.content
     json.dump(out, sys.stdout, sort_keys=True)
@@ -491,12 +515,9 @@ def test_warehouse_sources_get_real_ingest_steps_with_secret_mounts_only():
     assert pv["spec"]["platformSpec"] == platform
 
 
-def test_a_join_key_missing_from_the_label_source_is_refused():
-    def drop_merchant(data):
-        source(data, "chargebacks")["columns"].pop("merchant_id", None)
-
-    with pytest.raises(kf.KubeflowTargetError, match="lacks join key.*merchant_id"):
-        kf.plan(variant("fraud", drop_merchant))
+def test_the_label_table_carries_every_join_key():
+    # a label source without a join key is refused by validation
+    # (tests/corpus/invalid/data_label_source_missing_join_key.yaml); the generator relies on that
     assert kf.plan(CONTEXTS[("fraud", "dev")]).entity_keys == ("card_id", "merchant_id")
 
 
@@ -651,7 +672,7 @@ def test_register_model_writes_to_a_uri_through_fsspec(tmp_path):
                             "candidates": [{"index": 0, "params": {"a": 1}, "score": 0.9}], "n_train": 7, "n_test": 3})
     metrics = SimpleNamespace(logged={}, log_metric=lambda k, v: metrics.logged.__setitem__(k, v))
     out = json.loads(register_model(
-        registry_root="memory://registry", model_name="m", spec_sha256="ab" * 32, pipeline_version="m-abababab",
+        registry_root="memory://registry", model_name="m", pipeline_version="m-ababababab",
         lineage=json.dumps({"spec": "m"}), snapshots=json.dumps({"s": "00"}), selection=selection,
         model=_artifact(tmp_path / "model"), registered=_artifact(tmp_path / "registered"), metrics=metrics))
     fs = fsspec.filesystem("memory")
@@ -660,7 +681,7 @@ def test_register_model_writes_to_a_uri_through_fsspec(tmp_path):
     assert fs.cat(f"/registry/m/{version}/model/model.joblib") == b"model"
     assert json.loads(fs.cat(f"/registry/m/{version}/params.json")) == {"a": 1}
     lineage = json.loads(fs.cat(f"/registry/m/{version}/lineage.json"))
-    assert lineage["data_snapshot"] == {"s": "00"} and lineage["pipeline_version"] == "m-abababab"
+    assert lineage["data_snapshot"] == {"s": "00"} and lineage["pipeline_version"] == "m-ababababab"
     assert json.loads(fs.cat("/registry/m/latest.json"))["version"] == version
     assert metrics.logged == {"f1": 0.9, "threshold": 0.5, "candidates": 1}
 

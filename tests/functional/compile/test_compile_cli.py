@@ -25,12 +25,16 @@ def mlspec(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.
                           env={**os.environ, **(env or {})})
 
 
+#: mlspec's local state under an output root: not committed, not part of the tree.
+LOCAL_STATE = {".mlspec/lock", ".mlspec/cache.json", ".mlspec/cache.json.tmp"}
+
+
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file under root except mlspec's lock and transaction state."""
+    """Every file under root except mlspec's lock and no-op cache (local state)."""
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_file() and rel != ".mlspec/lock":
+        if path.is_file() and rel not in LOCAL_STATE:
             out[rel] = path.read_bytes()
     return out
 
@@ -82,7 +86,8 @@ def test_check_fails_on_an_extra_owned_file(golden_copy: Path):
     import hashlib
 
     manifest["files"]["deploy/dev/churn/kubeflow/old.yaml"] = {
-        "scope": "churn@dev", "sha256": hashlib.sha256(b"kind: Old\n").hexdigest()}
+        **manifest["files"]["deploy/dev/churn/kubeflow/pipeline.yaml"],
+        "sha256": hashlib.sha256(b"kind: Old\n").hexdigest()}
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     proc = mlspec("compile", "examples/", "--out", str(golden_copy), "--check")
     assert proc.returncode == 1
@@ -176,11 +181,11 @@ def test_killing_compile_at_random_points_never_leaves_a_torn_tree(tmp_path: Pat
     shutil.copytree(ROOT / "environments", work / "environments")
     old_tree, new_tree, out = work / "old", work / "new", work / "out"
     assert mlspec("compile", "examples/", "--out", "old", cwd=work).returncode == 0
-    # the new tree: a spec change that rewrites every churn file and prunes its schedules
+    # the new tree: a spec change that rewrites every churn pipeline and prunes its schedules
     spec = work / "examples/churn/mlops.yaml"
     text = spec.read_text()
-    assert '  schedule: "0 3 * * 1"' in text
-    spec.write_text(text.replace('  schedule: "0 3 * * 1"', "  # no schedule"))
+    assert '  schedule: "0 3 * * 1"' in text and "threshold: 0.7}" in text
+    spec.write_text(text.replace('  schedule: "0 3 * * 1"', "  # no schedule").replace("threshold: 0.7}", "threshold: 0.75}"))
     assert mlspec("compile", "examples/", "--out", "new", cwd=work).returncode == 0
     old, new = tree(old_tree), tree(new_tree)
     assert old != new
