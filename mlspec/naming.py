@@ -130,7 +130,7 @@ class Names:
             if scheduled:
                 out.append(Budget("the training CronJob name", self.training_cronjob, CRONJOB_MAX,
                                   "a CronJob leaves 11 characters for the names of its Jobs"))
-        if "kserve" in chosen and serving_runtime == "kserve":
+        if "kserve" in chosen and serving_runtime in (None, "kserve"):
             for what, name in (("InferenceService", self.serving), ("challenger InferenceService", self.challenger)):
                 out.append(Budget(f"the KServe predictor host label of the {what}",
                                   f"{name}{KSERVE_PREDICTOR_HOST}{self.namespace}", LABEL_MAX,

@@ -251,6 +251,84 @@ def env_cache() -> dict:
     return {}
 
 
+# --- validate ok implies compile ok ------------------------------------------------------------------
+
+#: Specs the generation property checked, and how many of them validated (and so were generated).
+GENERATION = {"checked": 0, "generated": 0}
+GEN_EXAMPLES = int(os.environ.get("MLSPEC_PROP_GEN_EXAMPLES", "120"))
+
+
+def _tweak(doc: Any, data: st.DataObject) -> None:
+    """A change a user makes that keeps most specs valid: another grid, search strategy,
+    split, parallelism, threshold or schedule; optional sections dropped."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("training"), dict):
+        return
+    training = doc["training"]
+    op = data.draw(st.sampled_from(["grid", "random", "split", "parallelism", "threshold", "schedule",
+                                    "drop-optional", "labels", "resources"]), label="tweak")
+    if op == "grid":
+        training["search"] = {"parameters": {
+            name: data.draw(st.lists(st.integers(1, 50), min_size=1, max_size=3, unique=True), label=name)
+            for name in data.draw(st.sets(st.sampled_from(["max_depth", "n_estimators", "min_samples_leaf"]),
+                                          max_size=2), label="names")}}
+    elif op == "random":
+        training["search"] = {"strategy": "random", "trials": data.draw(st.integers(1, 6), label="trials"),
+                              "seed": data.draw(st.integers(0, 99), label="seed"),
+                              "parameters": {"max_depth": {"min": 1, "max": 8, "type": "int"}}}
+    elif op == "split":
+        training["split"] = {"test_size": data.draw(st.sampled_from([0.1, 0.25, 0.5]), label="test size"),
+                             "seed": data.draw(st.integers(0, 2**31), label="split seed")}
+    elif op == "parallelism":
+        training["parallelism"] = data.draw(st.integers(1, 64), label="parallelism")
+    elif op == "threshold" and isinstance(training.get("metric"), dict):
+        training["metric"]["threshold"] = data.draw(st.floats(0, 1), label="threshold")
+    elif op == "schedule":
+        training["schedule"] = data.draw(st.sampled_from(["@hourly", "@weekly", "*/15 * * * *", "0 3 * * 1-5"]),
+                                         label="cron")
+    elif op == "drop-optional":
+        key = data.draw(st.sampled_from(["schedule", "search", "split", "resources", "image"]), label="drop")
+        training.pop(key, None)
+        if data.draw(st.booleans(), label="drop description"):
+            doc.pop("description", None)
+    elif op == "labels":
+        doc["labels"] = {"team": data.draw(st.sampled_from(["a", "growth-2", "x" * 63]), label="team")}
+    elif op == "resources":
+        training["resources"] = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"},
+                                 **({"limits": {"gpu": 1}} if data.draw(st.booleans(), label="gpu") else {})}
+
+
+@settings(max_examples=GEN_EXAMPLES, **SETTINGS)
+@given(data=st.data())
+def test_validate_ok_implies_every_target_generates(data: st.DataObject, workdir: Path, env_cache: dict) -> None:
+    """For generated and mutated specs: when `validate` accepts one in an environment, every
+    registered target generates it without raising -- no user error waits for compile time."""
+    from mlspec import registry
+    from mlspec.compiler import generate_scope
+
+    doc = copy.deepcopy(data.draw(st.sampled_from(BASE_DATA), label="base"))
+    for _ in range(data.draw(st.integers(0, 4), label="tweaks")):
+        _tweak(doc, data)
+    if data.draw(st.integers(0, 3), label="break it") == 0:
+        doc = _mutate(doc, data)
+    path = workdir / "valid" / "generated.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    envs = [data.draw(st.sampled_from(ENVS), label="env")]
+    result = resolve(path, envs, ENV_DIR, env_cache=env_cache)
+    GENERATION["checked"] += 1
+    for resolved in result.resolved:
+        for target in registry.select(None):
+            files = generate_scope(resolved, target)  # TargetCrash (any exception) fails the test
+            assert files, f"target {target.name} generated nothing"
+        GENERATION["generated"] += 1
+
+
+def test_the_generation_property_generated_real_specs() -> None:
+    """Runs after it (file order): a property over specs that all fail validation proves nothing."""
+    if not GENERATION["checked"]:
+        pytest.skip("the generation property did not run in this session")
+    assert GENERATION["generated"] >= GEN_EXAMPLES // 3, GENERATION
+
+
 # --- the bases themselves are valid ------------------------------------------------------------------
 
 

@@ -61,14 +61,16 @@ def artefacts(case):
     return _ARTEFACTS[case]
 
 
-def variant(example: str, mutate, env: str = "dev") -> Context:
+def variant(example: str, mutate, env: str = "dev", mutate_env=None) -> Context:
     """A context for a modified copy of an example spec (validated by the pydantic model only)."""
     data = yaml.safe_load((ROOT / "examples" / example / "mlops.yaml").read_text())
     data.pop("overrides", None)
     mutate(data)
     spec = Spec.model_validate(data)
-    environment = model_for([kf.target]).model_validate(
-        yaml.safe_load((ROOT / "environments" / f"{env}.yaml").read_text()))
+    env_data = yaml.safe_load((ROOT / "environments" / f"{env}.yaml").read_text())
+    if mutate_env is not None:
+        mutate_env(env_data)
+    environment = model_for([kf.target]).model_validate(env_data)
     resolved = SimpleNamespace(spec=spec, env=environment, spec_path=f"examples/{example}/mlops.yaml")
     return target_context(resolved, kf.target)
 
@@ -274,6 +276,46 @@ def test_version_name_changes_if_and_only_if_the_pipeline_does():
         assert kf.pipeline_version_name(variant("churn", edit)) == base, what
     grid = variant("churn", lambda d: d["training"]["search"]["parameters"].update(max_depth=[2, 9]))
     assert kf.pipeline_version_name(grid) != base
+
+
+# Edits, each to one part of the resolved document: (path it touches, spec edit, environment edit).
+EDITS = [
+    ("spec.owner", lambda d: d.update(owner="someone@acme.example"), None),
+    ("spec.description", lambda d: d.update(description="Other words."), None),
+    ("spec.labels", lambda d: d["labels"].update(team="other"), None),
+    ("spec.serving", lambda d: d["serving"].update(traffic={"champion": 60, "challenger": 40}), None),
+    ("spec.drift", lambda d: d.pop("drift"), None),
+    ("spec.gitops", lambda d: d.update(gitops={"sync": "manual"}), None),
+    ("spec.ci", lambda d: d.update(ci={"python": "3.12"}), None),
+    ("spec.training.schedule", lambda d: d["training"].update(schedule="@hourly"), None),
+    ("env.argocd", lambda d: None, lambda e: e["argocd"].update(revision="other")),
+    ("env.policies", lambda d: None, lambda e: e.update(policies={"min_replicas": 1})),
+    ("env.registry", lambda d: None, lambda e: e.update(registry="quay.io/acme")),
+]
+
+
+def test_each_file_depends_on_nothing_outside_its_declared_reads():
+    """An artefact's ``reads`` are what its manifest ``inputs`` hash covers: an edit anywhere
+    else must leave its bytes exactly as they are (else the hash would miss a real change)."""
+    from mlspec.inputs import covers
+    from mlspec.render import render
+
+    def rendered(ctx):
+        return {a.path.rsplit("/", 1)[-1]: (render(a, source="s"), a.reads) for a in kf.generate(ctx)}
+
+    base = rendered(variant("churn", lambda d: None))
+    checked = 0
+    for path, edit_spec, edit_env in EDITS:
+        after = rendered(variant("churn", edit_spec, mutate_env=edit_env))
+        for name, (data, reads) in base.items():
+            assert reads is not None and all(covers(kf.target.reads, r) for r in reads)
+            if name not in after:  # the edit removed the file (no schedule): it read the path
+                assert any(covers([r], path) or covers([path], r) for r in reads), (name, path)
+                continue
+            if not any(covers([r], path) or covers([path], r) for r in reads):
+                assert after[name][0] == data, f"{name} changed after an edit of {path}, which it does not read"
+                checked += 1
+    assert checked >= 20
 
 
 # --------------------------------------------------------------------------- Kubernetes-native form
