@@ -48,8 +48,6 @@ def guarded(fmt: str, command: Callable[[], int], out: IO[str] | None = None) ->
     Anything else is a bug: it exits 3 with "internal error in target X (dist==version)"
     (or in mlspec itself), and the traceback goes to a log file whose path is printed --
     never a traceback on the terminal."""
-    from .registry import TargetCrash
-
     out = out or sys.stdout
     try:
         return command()
@@ -63,6 +61,8 @@ def guarded(fmt: str, command: Callable[[], int], out: IO[str] | None = None) ->
         out.write("mlspec: interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - this is the boundary
+        from .registry import TargetCrash
+
         detail = getattr(exc, "detail", "") if isinstance(exc, TargetCrash) else ""
         text = detail or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         where = _write_log(f"--- mlspec {__version__}: {' '.join(sys.argv)}\n{text}\n")
@@ -254,7 +254,7 @@ def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, 
     scopes = set(compiled.scopes) | set(orphans)
     plan = writer.plan(out_root, compiled.outputs, scopes, force=force, file_info=compiled.files,
                        cache=compiled.cache)
-    return plan, compiled, notes, None
+    return plan, resolved, notes, None
 
 
 def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, out_root: Path,
@@ -262,9 +262,20 @@ def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None
             jobs: int = 1, out: IO[str] | None = None) -> int:
     from . import writer
 
+    from . import uptodate
+
     out = out or sys.stdout
-    plan, _compiled, notes, code = _plan(paths, env_names, env_dir, out_root, target_names, force, fmt, out,
-                                         reuse=not (check or force), jobs=jobs)
+    fast = not (check or force or dry_run)
+    request = uptodate.request_key(paths or [Path.cwd()], env_names, env_dir, target_names, out_root)
+    if fast and out_root.is_dir() and not writer.interrupted(out_root):
+        saved = writer.read_runs(out_root).get(request)
+        owned = {rel: o.sha256 for rel, o in writer.owned_files(out_root).items()}
+        if uptodate.is_current(saved, request, paths or [Path.cwd()], out_root, owned):
+            out.write(f"0 created, 0 updated, 0 pruned, {saved.get('files', 0)} unchanged under {out_root} "
+                      "(nothing it reads has changed)\n")
+            return EXIT_OK
+    plan, resolved, notes, code = _plan(paths, env_names, env_dir, out_root, target_names, force, fmt, out,
+                                        reuse=not (check or force), jobs=jobs)
     if plan is None:
         return code
     if fmt == "text":
@@ -287,6 +298,10 @@ def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None
     verb = "would " if dry_run else ""
     if not dry_run:
         writer.apply(plan)
+        manifest = out_root / writer.MANIFEST_PATH
+        record = uptodate.record(request, resolved, paths or [Path.cwd()],
+                                 writer.sha256_hex(manifest.read_bytes()) if manifest.is_file() else None)
+        writer.remember(out_root, request, {**record, "files": len(plan.outputs)})
     for label, paths_ in (("create", plan.create), ("update", plan.update), ("prune", plan.prune)):
         for rel in paths_:
             out.write(f"{verb}{label} {writer.display(plan.root, rel)}\n")
@@ -301,7 +316,7 @@ def diff(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, o
     from . import writer
 
     out = out or sys.stdout
-    plan, _compiled, _notes, code = _plan(paths, env_names, env_dir, out_root, target_names, True, fmt, out, jobs=jobs)
+    plan, _resolved, _notes, code = _plan(paths, env_names, env_dir, out_root, target_names, True, fmt, out, jobs=jobs)
     if plan is None:
         return code
     text = writer.diff(plan)

@@ -27,8 +27,7 @@ from pydantic import Field, create_model
 from .errors import SpecError, did_you_mean
 from .loader import Document, Positions, display_path
 from .models import K8sLabel, Model
-
-ENV_DIR_NAME = "environments"
+from .paths import ENV_DIR_NAME, find_environments_dir, list_environments  # noqa: F401 - re-exported
 
 
 class ArgoCDDestination(Model):
@@ -87,33 +86,6 @@ def _model_for(settings: tuple[tuple[str, type], ...]) -> type[Environment]:
 def model_for(targets: Iterable[Any]) -> type[Environment]:
     """The environment model with a settings block for each target that has one."""
     return _model_for(tuple(sorted((t.name, t.settings) for t in targets if t.settings is not None)))
-
-
-def find_environments_dir(spec_path: Path, stop: Path | None = None) -> Path | None:
-    """The nearest ``environments/`` folder at or above the spec's folder.
-
-    The search ends at ``stop``, else at the root of the Git repository the spec is
-    in, else at the working directory -- so ``mlspec validate`` run in a project's
-    sub-folder still finds the project's ``environments/``.
-    """
-    here = spec_path.resolve().parent
-    chain = (here, *here.parents)
-    if stop is None:
-        stop = next((folder for folder in chain if (folder / ".git").exists()), None) or Path.cwd()
-    stop = stop.resolve()
-    for folder in chain:
-        candidate = folder / ENV_DIR_NAME
-        if candidate.is_dir():
-            return candidate
-        if folder == stop or (folder / ".git").exists():
-            break
-    return None
-
-
-def list_environments(env_dir: Path | None) -> list[str]:
-    if env_dir is None or not env_dir.is_dir():
-        return []
-    return sorted(p.stem for p in env_dir.glob("*.yaml") if not p.name.startswith("."))
 
 
 def environment_path(env_dir: Path | None, name: str, known: list[str]) -> Path:

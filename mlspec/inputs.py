@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # pydantic is imported where models are used, not to list targets
+    from pydantic import BaseModel
 
 ROOTS = ("spec", "env")
 #: Read by every target: what names and places are derived from.
@@ -134,6 +135,8 @@ def guard(model: BaseModel | None, root: str, declared: Iterable[str], target: s
 
 
 def _guard(obj: Any, prefix: Path_, declared: list[Path_], target: str) -> Any:
+    from pydantic import BaseModel
+
     if any(prefix[: len(d)] == d for d in declared):
         return obj  # the whole subtree is declared
     if not isinstance(obj, BaseModel):

@@ -35,6 +35,14 @@ CHAMPION_SUFFIX = "-champion"
 CHALLENGER_SUFFIX = "-challenger"
 DETECTOR_SUFFIX = "-drift-detector"
 TRIGGER_SUFFIX = "-trigger"
+#: The Feast operator names its Deployment and CronJob ``feast-<FeatureStore>`` and its
+#: Services ``feast-<FeatureStore>-<online|offline|registry|ui>`` (feast-dev/feast@v0.66.0
+#: infra/feast-operator/internal/controller/services/util.go, GetFeastServiceName).
+FEAST_OPERATOR_PREFIX = "feast-"
+FEAST_LONGEST_SERVICE = "-registry"
+FEAST_STORES_SUFFIX = "-feast-stores"
+FEAST_BATCH_ENGINE_SUFFIX = "-feast-batch-engine"
+FEAST_PREPARED_SUFFIX = "_prepared"
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,26 @@ class Names:
         return self.spec.replace("-", "_")
 
     @property
+    def feature_store(self) -> str:
+        """The Feast operator's ``FeatureStore`` object."""
+        return self.spec
+
+    @property
+    def feast_stores_secret(self) -> str:
+        """The Secret with the Feast store blocks the operator reads (placeholders, no credentials)."""
+        return f"{self.spec}{FEAST_STORES_SUFFIX}"
+
+    @property
+    def feast_batch_engine_configmap(self) -> str:
+        """The ConfigMap with the Feast batch engine block the operator reads."""
+        return f"{self.spec}{FEAST_BATCH_ENGINE_SUFFIX}"
+
+    @staticmethod
+    def feast_prepared_source(view: str) -> str:
+        """The Feast data source of the table mlspec prepares for a view (aggregations, CSV)."""
+        return f"{view}{FEAST_PREPARED_SUFFIX}"
+
+    @property
     def argocd_application(self) -> str:
         """Applications of every environment share Argo CD's namespace: the env is in the name."""
         return f"{self.spec}-{self.env}"
@@ -137,6 +165,15 @@ class Names:
                                   "KServe names the predictor host '<name>-predictor-<namespace>' (kserve/kserve#4807)"))
         if "drift" in chosen and (spec is None or spec.drift is not None):
             out.append(Budget("the drift detector name", self.drift_detector, LABEL_MAX, "it is a Knative Service name"))
+        if "feast" in chosen:
+            out += [
+                Budget("the Feast operator's Service name",
+                       f"{FEAST_OPERATOR_PREFIX}{self.feature_store}{FEAST_LONGEST_SERVICE}", LABEL_MAX,
+                       "the Feast operator names its Services 'feast-<name>-<online|offline|registry|ui>'"),
+                Budget("the Feast operator's materialization CronJob name",
+                       f"{FEAST_OPERATOR_PREFIX}{self.feature_store}", CRONJOB_MAX,
+                       "the Feast operator names its CronJob 'feast-<name>', which leaves 11 characters for its Jobs"),
+            ]
         if "argocd" in chosen:
             out.append(Budget("the Argo CD Application name", self.argocd_application, LABEL_MAX,
                               "Argo CD puts it in the app.kubernetes.io/instance label"))

@@ -26,7 +26,7 @@ from .registry import TargetCrash
 from .rules import RuleContext, names_rule
 from .validate import check_model, check_overrides, cross_check, policy_check
 
-SPEC_FILENAMES = ("mlops.yaml", "mlops.yml")
+from .paths import SPEC_FILENAMES, find_specs  # noqa: F401 - SPEC_FILENAMES re-exported
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -34,8 +34,7 @@ def discover(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            hits = sorted(p for name in SPEC_FILENAMES for p in path.rglob(name)
-                          if not any(part.startswith(".") for part in p.relative_to(path).parts))
+            hits = find_specs(path)
             if not hits:
                 raise SpecErrors([SpecError(f"no mlops.yaml found under {display_path(path)}", display_path(path), 1, 1,
                                             hint="pass a spec file, or run `mlspec init`", code="missing-file")])
@@ -74,6 +73,17 @@ class Resolved:
     env_path: str | None = None  # the environment file as the user sees it
     root: Path | None = None  # the project root (absolute)
     display: str = ""  # the spec file as the user sees it (relative to the cwd)
+    env_file: Path | None = None  # the environment file (absolute)
+
+    @property
+    def spec_file(self) -> Path:
+        """The spec file (absolute)."""
+        return (self.root / self.spec_path) if self.root is not None else self.base_dir / Path(self.spec_path).name
+
+    def data_files(self) -> list[Path]:
+        """The local data files validation read for this spec (absolute)."""
+        return [self.base_dir / s.path for s in self.spec.data.sources
+                if s.type == "file" and "://" not in s.path and (self.base_dir / s.path).is_file()]
 
     @property
     def env_name(self) -> str | None:
@@ -110,7 +120,7 @@ def read_columns_cached(path: Path, fmt: str | None) -> dict[str, str]:
 
 
 def _load_env(env_dir: Path, name: str, known: list[str], cache: dict,
-              model: type[envs.Environment]) -> tuple[envs.Environment, Document, str]:
+              model: type[envs.Environment]) -> tuple[envs.Environment, Document, str, Path]:
     key = (env_dir.resolve(), name)
     if key not in cache:
         path = envs.environment_path(env_dir, name, known)
@@ -121,7 +131,7 @@ def _load_env(env_dir: Path, name: str, known: list[str], cache: dict,
             loc = doc.positions.value(("name",))
             raise SpecErrors([SpecError(f"environment file {path.name} names itself '{env.name}'", loc.file, loc.line, loc.col,
                                         hint=f"name it '{name}', or rename the file", code="env-name")])
-        cache[key] = (env, doc, display)
+        cache[key] = (env, doc, display, path.resolve())
     return cache[key]
 
 
@@ -195,7 +205,7 @@ def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path |
     for name in names:
         result.checked += 1
         try:
-            env, env_doc, env_display = _load_env(env_dir, name, known, env_cache, env_model)
+            env, env_doc, env_display, env_file = _load_env(env_dir, name, known, env_cache, env_model)
         except SpecError as exc:
             result.errors.append(exc)
             continue
@@ -221,7 +231,8 @@ def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path |
             errors += target_rules(resolved_spec, merged, env, env_doc, env_display, targets)
         result.errors.extend(errors)
         if not errors and not base_errors:
-            result.resolved.append(Resolved(resolved_spec, merged, rel, base_dir, env, env_display, root, display))
+            result.resolved.append(Resolved(resolved_spec, merged, rel, base_dir, env, env_display, root, display,
+                                            env_file))
     return result
 
 

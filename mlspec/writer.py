@@ -74,8 +74,11 @@ __all__ = [
     "display",
     "owned_files",
     "plan",
+    "interrupted",
     "read_cache",
     "read_owned",
+    "read_runs",
+    "remember",
     "recover",
 ]
 
@@ -252,26 +255,66 @@ def diff(plan: Plan) -> str:
 
 def read_cache(root: Path | str) -> dict[str, Any]:
     """The no-op cache of ``root`` (``{}`` when absent or unreadable: it is only a cache)."""
-    raw = _read_regular(Path(root) / CACHE_PATH)
+    scopes = _read_cache_document(Path(root)).get("scopes")
+    return scopes if isinstance(scopes, dict) else {}
+
+
+#: How many compile requests :func:`remember` keeps records of.
+MAX_RUNS = 16
+
+
+def _read_cache_document(root: Path) -> dict[str, Any]:
+    raw = _read_regular(root / CACHE_PATH)
     try:
         data = json.loads(raw.decode("utf-8")) if raw else {}
     except ValueError:
         return {}
-    return data.get("scopes", {}) if isinstance(data, dict) and isinstance(data.get("scopes"), dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_runs(root: Path | str) -> dict[str, Any]:
+    """The records of recent compile requests (see :mod:`mlspec.uptodate`); ``{}`` if none."""
+    runs = _read_cache_document(Path(root)).get("runs")
+    return runs if isinstance(runs, dict) else {}
+
+
+def _store_cache(root: Path, document: dict[str, Any]) -> None:
+    data = dump_json(document).encode("utf-8")
+    if _read_regular(root / CACHE_PATH) == data:
+        return
+    tmp = root / f"{CACHE_PATH}.tmp"
+    _write_durably(tmp, data)
+    os.replace(tmp, root / CACHE_PATH)
 
 
 def _write_cache(root: Path, plan: Plan) -> None:
     """Merge the plan's cache entries into ``cache.json`` (atomically; the caller holds the lock)."""
     if plan.cache is None:
         return
-    scopes = {k: v for k, v in read_cache(root).items() if k not in plan.scopes}
+    document = _read_cache_document(root)
+    old = document.get("scopes") if isinstance(document.get("scopes"), dict) else {}
+    scopes = {k: v for k, v in old.items() if k not in plan.scopes}
     scopes.update({k: v for k, v in plan.cache.items() if k in plan.scopes})
-    data = dump_json({"scopes": dict(sorted(scopes.items()))}).encode("utf-8")
-    if _read_regular(root / CACHE_PATH) == data:
-        return
-    tmp = root / f"{CACHE_PATH}.tmp"
-    _write_durably(tmp, data)
-    os.replace(tmp, root / CACHE_PATH)
+    document["scopes"] = dict(sorted(scopes.items()))
+    if plan.changed:
+        document.pop("runs", None)  # the tree changed: every other request must look again
+    _store_cache(root, document)
+
+
+def remember(root: Path | str, key: str, record: Mapping[str, Any]) -> None:
+    """Keep ``record`` for compile request ``key`` in the cache (the newest :data:`MAX_RUNS`)."""
+    root = Path(root)
+    with _ExclusiveLock(root):
+        document = _read_cache_document(root)
+        runs = {k: v for k, v in (document.get("runs") or {}).items() if k != key}
+        runs[key] = dict(record)
+        document["runs"] = dict(list(runs.items())[-MAX_RUNS:])
+        _store_cache(root, document)
+
+
+def interrupted(root: Path | str) -> bool:
+    """Whether a write into ``root`` was interrupted and awaits recovery."""
+    return _pending(Path(root))
 
 
 def apply(plan: Plan) -> Result:

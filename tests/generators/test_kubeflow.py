@@ -4,7 +4,6 @@ hyper-parameter candidates, and the step functions' semantics (run in-process)."
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os

@@ -48,14 +48,10 @@ def compile_(repo: Path, *paths: str, out: str = "gitops", check: bool = False, 
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    work = tmp_path / "repo"
-    for folder in ("examples", "environments"):
-        shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    (work / ".git").mkdir()  # a repository root, as the user's GitOps checkout is
-    code, output = compile_(work)
+def repo(project: Path) -> Path:
+    code, output = compile_(project)
     assert code == 0, output
-    return work
+    return project
 
 
 def edit(path: Path, old: str, new: str) -> None:
