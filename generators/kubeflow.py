@@ -433,7 +433,12 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
     join_aggregations = component(steps.join_view_aggregations, data_pkgs)
     select_best = component(steps.select_best)
     quality_gate = component(steps.quality_gate)
-    register_model = component(steps.register_model, _packages((), p.fs_schemes if _scheme(p.registry_root) else ()))
+    # estimator training registers a scikit-learn model laid out for MLServer (the step loads it to
+    # derive and check its signature); a container trainer's model directory is registered as written
+    model_format = "sklearn" if training.container is None else ""
+    register_model = component(steps.register_model,
+                               _packages(("scikit-learn",) if model_format else (),
+                                         p.fs_schemes if _scheme(p.registry_root) else ()))
     train = _train_component(ctx, p, component, dsl)
 
     sources = {s.name: s for s in spec.data.sources}
@@ -501,7 +506,9 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
         register = register_model(
             registry_root=registry_root, model_name=spec.name,
             pipeline_version=version_name, lineage=lineage, snapshots=lineage_so_far,
-            selection=gate.outputs["Output"], model=selection.outputs["best_model"])
+            selection=gate.outputs["Output"], model_format=model_format,
+            feature_service=training.feature_service, feature_columns=json.dumps(list(p.feature_columns)),
+            model=selection.outputs["best_model"])
         register.set_display_name("register model").set_caching_options(False)
         return register.outputs["Output"]
 

@@ -704,13 +704,50 @@ def register_model(
     model: Input[Model],
     registered: Output[Model],
     metrics: Output[Metrics],
+    model_format: str = "",
+    feature_service: str = "",
+    feature_columns: str = "[]",
 ) -> str:
     """Write the model, its metrics, parameters and lineage into the registry:
     ``<registry_root>/<model_name>/<version>/{model/, metrics.json, params.json,
     lineage.json}`` and ``<registry_root>/<model_name>/latest.json``.  The version is
     ``<pipeline hash>-<sha256 of the data snapshot>[:10]``, the pipeline hash being the
     content hash in the PipelineVersion name ``<spec>-<hash>``: same pipeline and same
-    data, same version (re-registering writes identical files)."""
+    data, same version (re-registering writes identical files).
+
+    ``model/`` is laid out for the serving runtime.  With ``model_format`` ``sklearn``
+    (estimator training) it holds ``model.joblib`` and ``model-settings.json`` for MLServer
+    (``mlserver_sklearn.SKLearnModel``; KServe's v2 protocol and Seldon Core 2 run it)::
+
+        implementation     mlserver_sklearn.SKLearnModel
+        parameters         uri ./model.joblib (relative to the file), version = the
+                           registered version, extra.predict_fn "predict"
+        inputs             one FP64 tensor named after ``feature_service``, shape
+                           [-1, n_features], columns in ``feature_columns`` order (the
+                           feature service's order, also in parameters.feature_names);
+                           parameters.content_type "np"; missing values are JSON null
+        outputs            predict: shape [-1, 1] (datatype of the class labels; FP64 for
+                           a regressor); predict_proba (classifiers): FP64 [-1, n_classes]
+        platform/versions  sklearn / scikit-learn/<version that registered it>
+
+    No ``name``: the serving platform names the model -- KServe sets
+    ``MLSERVER_MODEL_NAME`` to the InferenceService's name, which only applies when the
+    file has no name (so one version can serve as champion or challenger), and Seldon
+    Core 2's agent writes its Model's name into the file.  Without either, MLServer uses
+    the folder name.
+
+    What is served: ``predict`` -- the class label for a classifier, the value for a
+    regressor.  It is MLServer's default (SKLearnModel answers with ``predict`` unless
+    ``parameters.extra.predict_fn`` or the request's ``outputs`` name another method), the
+    one method every estimator has (MLServer refuses ``predict_proba`` for models without
+    it), and the same when a platform rewrites the file (Seldon Core 2's agent keeps no
+    ``extra`` and no ``inputs``/``outputs``).  A client asks for probabilities with
+    ``"outputs": [{"name": "predict_proba"}]`` in the V2 request.
+
+    The model is loaded once to derive the outputs and to check the signature: a model
+    fitted on other columns (``feature_names_in_``) or another number of features fails
+    the step.  With any other ``model_format`` (container training) the model directory is
+    registered as the trainer wrote it (also the default, for callers that predate the layout)."""
     import hashlib
     import json
     import os
@@ -727,6 +764,59 @@ def register_model(
     if base.startswith("minio://"):
         base = "s3://" + base[len("minio://"):]
     target = base + "/" + version
+
+    def fail(message: str):
+        print(f"MLSPEC-FAILURE: {message}", flush=True)
+        raise ValueError(message)
+
+    def v2_datatype(dtype) -> str:  # numpy dtype -> V2 inference protocol datatype
+        bits = str(dtype.itemsize * 8)
+        return {"b": "BOOL", "i": "INT" + bits, "u": "UINT" + bits, "f": "FP" + bits}.get(dtype.kind, "BYTES")
+
+    def mlserver_sklearn_settings(joblib_path: str, service: str, features: list) -> dict:
+        import joblib
+        import numpy as np
+        import sklearn
+
+        fitted = joblib.load(joblib_path)
+        trained_on = getattr(fitted, "feature_names_in_", None)
+        if trained_on is not None and [str(c) for c in trained_on] != list(features):
+            fail(f"model was fitted on columns {[str(c) for c in trained_on]}, not the feature service "
+                 f"'{service}' order {list(features)}")
+        if getattr(fitted, "n_features_in_", len(features)) != len(features):
+            fail(f"model expects {fitted.n_features_in_} features; feature service '{service}' has {len(features)}")
+        final = fitted.steps[-1][1] if hasattr(fitted, "steps") else fitted  # a Pipeline's estimator
+        classes = getattr(final, "classes_", None)
+        outputs = []
+        if isinstance(classes, list):  # multi-output classifier: one label column per output
+            outputs.append({"name": "predict", "datatype": v2_datatype(np.asarray(classes[0]).dtype),
+                            "shape": [-1, len(classes)]})
+        elif classes is not None:
+            outputs.append({"name": "predict", "datatype": v2_datatype(np.asarray(classes).dtype), "shape": [-1, 1]})
+            if hasattr(final, "predict_proba"):
+                outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]})
+        else:
+            outputs.append({"name": "predict", "datatype": "FP64", "shape": [-1, int(getattr(final, "n_outputs_", 1))]})
+        return {
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib", "version": version, "extra": {"predict_fn": "predict"}},
+            "inputs": [{"name": service, "datatype": "FP64", "shape": [-1, len(features)],
+                        "parameters": {"content_type": "np", "feature_names": list(features)}}],
+            "outputs": outputs,
+            "platform": "sklearn",
+            "versions": [f"scikit-learn/{sklearn.__version__}"],
+        }
+
+    # the model directory as served: the trained files plus the runtime's settings
+    shutil.copytree(model.path, registered.path, dirs_exist_ok=True)
+    if model_format == "sklearn":
+        joblib_path = os.path.join(registered.path, "model.joblib")
+        if not os.path.isfile(joblib_path):
+            fail("the trained model has no model.joblib")
+        settings = mlserver_sklearn_settings(joblib_path, feature_service, json.loads(feature_columns))
+        with open(os.path.join(registered.path, "model-settings.json"), "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
     info = {**json.loads(lineage), "pipeline_version": pipeline_version,
             "data_snapshot": data, "data_snapshot_sha256": snapshot_id, "version": version}
     files = {
@@ -741,7 +831,7 @@ def register_model(
         import fsspec
 
         fs, root = fsspec.core.url_to_fs(target)
-        fs.put(model.path.rstrip("/") + "/", root + "/model/", recursive=True)
+        fs.put(registered.path.rstrip("/") + "/", root + "/model/", recursive=True)
         for name, content in files.items():
             with fs.open(root + "/" + name, "w") as handle:
                 handle.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
@@ -749,14 +839,13 @@ def register_model(
             handle.write(json.dumps(latest, indent=2, sort_keys=True) + "\n")
     else:
         os.makedirs(target, exist_ok=True)
-        shutil.copytree(model.path, os.path.join(target, "model"), dirs_exist_ok=True)
+        shutil.copytree(registered.path, os.path.join(target, "model"), dirs_exist_ok=True)
         for name, content in files.items():
             with open(os.path.join(target, name), "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
         with open(os.path.join(base, "latest.json"), "w", encoding="utf-8") as handle:
             handle.write(json.dumps(latest, indent=2, sort_keys=True) + "\n")
 
-    shutil.copytree(model.path, registered.path, dirs_exist_ok=True)
     registered.metadata.update({"registry_uri": target, "version": version, summary["metric"]: summary["best"]["score"]})
     metrics.log_metric(summary["metric"], summary["best"]["score"])
     metrics.log_metric("threshold", summary["threshold"])

@@ -119,6 +119,29 @@ def run(spec: Path, local: bool, env: str | None, env_dir: Path | None, out_dir:
 
 
 @main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--local", is_flag=True, required=True, help="Apply and materialize on this machine (required for now).")
+@click.option("--env", "-e", "env", default=None, help="Environment to resolve (default: the first found).")
+@click.option("--entity", "entities", multiple=True, metavar="KEY=VALUE",
+              help="Entity to read (repeatable; default: every entity of the label source).")
+@click.option("--environments", "env_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of environment files (default: nearest environments/ above the spec).")
+@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the Feast work folder here (default: a temporary one).")
+@click.option("--feast-python", default=None,
+              help="Python with Feast installed (default: $MLSPEC_FEAST_PYTHON, else this interpreter).")
+def features(spec: Path, local: bool, env: str | None, entities: tuple[str, ...], env_dir: Path | None,
+             out_dir: Path | None, feast_python: str | None) -> None:
+    """Apply SPEC's generated Feast repository locally, materialize the sample data and print the
+    online feature values the model would get."""
+    from . import commands
+    from .generators.feast_local import features_local
+
+    sys.exit(commands.guarded("text", lambda: features_local(spec, env, entities, env_dir=env_dir, out_dir=out_dir,
+                                                             feast_python_path=feast_python)))
+
+
+@main.command()
 @click.option("--environment", "which", flag_value="environment", help="Print the environment-file schema instead.")
 @click.option("--markdown", "which", flag_value="markdown", help="Print the Markdown field reference (docs/spec.md).")
 @click.option("--spec", "which", flag_value="spec", default=True, hidden=True)

@@ -304,6 +304,9 @@ class Features(Model):
     entities: list[Entity] = Field(min_length=1)
     views: list[FeatureView] = Field(min_length=1)
     services: list[FeatureService] = Field(default_factory=list)
+    feature_store: bool = Field(
+        True, description="Serve these features from a generated Feast feature store (when the feast target is "
+                          "installed); false: no feature store, the training pipeline computes the features itself.")
 
 
 # --- training -----------------------------------------------------------------------------
@@ -423,8 +426,11 @@ class Replicas(Model):
 
 
 class Autoscaling(Model):
-    metric: Literal["concurrency", "rps", "cpu", "memory"] = "concurrency"
-    target: int = Field(ge=1)
+    metric: Literal["concurrency", "rps", "cpu", "memory"] | None = Field(
+        None, description="Default: what the runtime scales on by default (KServe Knative mode: concurrency; "
+                          "KServe Standard mode and Seldon Core v1: cpu).")
+    target: int = Field(ge=1, description="Target per replica: requests in flight (concurrency), requests per "
+                                          "second (rps), or utilisation % (cpu, memory).")
 
 
 class Serving(Model):
@@ -433,12 +439,18 @@ class Serving(Model):
     champion: ModelRef
     challenger: ModelRef | None = None
     traffic: Traffic = Field(default_factory=Traffic)
-    rollout: Literal["canary", "ab", "shadow"] = "canary"
+    rollout: Literal["canary", "ab", "shadow"] = Field(
+        "ab", description="ab: an explicit split between two named deployments (every runtime); canary: the runtime's "
+                          "native canary (KServe: Knative mode only); shadow: the challenger gets mirrored requests.")
     replicas: Replicas = Field(default_factory=Replicas)
     autoscaling: Autoscaling | None = None
     resources: Resources = Field(default_factory=Resources)
-    service_account: K8sLabel | None = None
+    service_account: K8sLabel | None = Field(
+        None, description="Service account whose secrets hold the storage credentials (KServe; also set on Seldon pods).")
+    storage_secret: K8sLabel | None = Field(
+        None, description="Secret with the storage credentials (Seldon v1 envSecretRefName, Seldon Core 2 secretName).")
     protocol: Literal["v1", "v2"] = "v2"
+    mirror: int = Field(100, ge=1, le=100, description="Share of requests mirrored to the challenger in a shadow rollout (%).")
 
 
 # --- drift --------------------------------------------------------------------------------

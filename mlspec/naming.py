@@ -159,7 +159,12 @@ class Names:
                 out.append(Budget("the training CronJob name", self.training_cronjob, CRONJOB_MAX,
                                   "a CronJob leaves 11 characters for the names of its Jobs"))
         if "kserve" in chosen and serving_runtime in (None, "kserve"):
-            for what, name in (("InferenceService", self.serving), ("challenger InferenceService", self.challenger)):
+            isvcs = [("InferenceService", self.serving), ("champion InferenceService", self.champion),
+                     ("challenger InferenceService", self.challenger)]
+            if spec is not None:  # canary: one InferenceService named after the spec; else one per model
+                canary = spec.serving.rollout == "canary"
+                isvcs = [isvcs[0]] if canary else [isvcs[1]] + ([isvcs[2]] if spec.serving.challenger else [])
+            for what, name in isvcs:
                 out.append(Budget(f"the KServe predictor host label of the {what}",
                                   f"{name}{KSERVE_PREDICTOR_HOST}{self.namespace}", LABEL_MAX,
                                   "KServe names the predictor host '<name>-predictor-<namespace>' (kserve/kserve#4807)"))

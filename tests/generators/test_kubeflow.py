@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlspec import registry
 from mlspec.compiler import context as target_context
 from mlspec.context import Context
 from mlspec.environments import model_for
@@ -69,7 +70,7 @@ def variant(example: str, mutate, env: str = "dev", mutate_env=None) -> Context:
     env_data = yaml.safe_load((ROOT / "environments" / f"{env}.yaml").read_text())
     if mutate_env is not None:
         mutate_env(env_data)
-    environment = model_for([kf.target]).model_validate(env_data)
+    environment = model_for(registry.select(None)).model_validate(env_data)
     resolved = SimpleNamespace(spec=spec, env=environment, spec_path=f"examples/{example}/mlops.yaml")
     return target_context(resolved, kf.target)
 

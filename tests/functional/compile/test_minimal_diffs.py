@@ -8,6 +8,7 @@ change are not even rewritten) with what the edit must change.
 
 from __future__ import annotations
 
+import difflib
 import io
 import os
 import re
@@ -69,8 +70,21 @@ def version_names(out: Path) -> dict[str, str]:
     return names
 
 
-def files(spec: str, envs=("dev", "staging", "prod"), names=("pipeline-ir.yaml", "pipeline.yaml", "schedule.yaml")):
-    return {f"deploy/{env}/{spec}/kubeflow/{name}" for env in envs for name in names}
+def files(spec: str, envs=("dev", "staging", "prod"), names=("pipeline-ir.yaml", "pipeline.yaml", "schedule.yaml"),
+          target: str = "kubeflow"):
+    return {f"deploy/{env}/{spec}/{target}/{name}" for env in envs for name in names}
+
+
+def feast(spec: str, envs=("dev", "staging", "prod"), names=("repo/features.py",)):
+    """Files of the Feast repository (the definitions carry the owner, descriptions and tags)."""
+    return files(spec, envs, names, "feast")
+
+
+def serving(spec: str, envs=("dev", "staging", "prod")):
+    """The serving files of an example: churn is on KServe (A/B), fraud on Seldon Core v1."""
+    if spec == "churn":
+        return files(spec, envs, ("inferenceservice.yaml", "inferencegraph.yaml"), "kserve")
+    return files(spec, envs, ("seldondeployment.yaml",), "seldon")
 
 
 CHURN = "examples/churn/mlops.yaml"
@@ -80,22 +94,27 @@ PROD_ENV = "environments/prod.yaml"
 # (what, file, old text, new text, the output files that must change, whether the
 #  PipelineVersion names of the edited spec change)
 EDITS = [
+    # dev overrides churn's traffic, so the base split reaches staging and prod only
     ("traffic only", CHURN, "traffic: {champion: 90, challenger: 10}", "traffic: {champion: 80, challenger: 20}",
-     set(), False),
+     files("churn", ("staging", "prod"), ("inferencegraph.yaml",), "kserve"), False),
     ("staging traffic override only", CHURN, "overrides:\n",
-     "overrides:\n  staging:\n    serving:\n      traffic: {champion: 70, challenger: 30}\n", set(), False),
-    ("owner only", CHURN, "owner: growth-ml@acme.example", "owner: churn-squad@acme.example", set(), False),
+     "overrides:\n  staging:\n    serving:\n      traffic: {champion: 70, challenger: 30}\n",
+     files("churn", ("staging",), ("inferencegraph.yaml",), "kserve"), False),
+    ("owner only", CHURN, "owner: growth-ml@acme.example", "owner: churn-squad@acme.example", feast("churn"), False),
     ("description only", CHURN, "description: Predicts which subscribers cancel within 30 days.",
      "description: Predicts which subscribers cancel within the next 30 days.",
-     files("churn", names=("pipeline.yaml",)), False),
-    ("a label", FRAUD, "team: risk", "team: risk-platform", files("fraud", names=("pipeline.yaml", "schedule.yaml")),
-     False),
+     files("churn", names=("pipeline.yaml",)) | feast("churn"), False),
+    ("a label", FRAUD, "team: risk", "team: risk-platform",
+     files("fraud", names=("pipeline.yaml", "schedule.yaml")) | serving("fraud")
+     | feast("fraud", names=("repo/features.py", "featurestore.yaml")), False),
     ("the grid", CHURN, "max_depth: [2, 3]", "max_depth: [2, 3, 4]", files("churn"), True),
     ("a comment only", CHURN, "owner: growth-ml@acme.example", "owner: growth-ml@acme.example  # the growth team",
      set(), False),
     ("prod environment only", PROD_ENV, "  artifacts: s3://acme-ml-prod/pipelines",
-     "  artifacts: s3://acme-ml-prod/pipelines-v2", files("churn", envs=("prod",)) | files("fraud", envs=("prod",)),
-     True),
+     "  artifacts: s3://acme-ml-prod/pipelines-v2",
+     files("churn", envs=("prod",)) | files("fraud", envs=("prod",))
+     | feast("churn", ("prod",), ("repo/features.py", "jobs/prepare.py"))
+     | feast("fraud", ("prod",), ("repo/features.py", "jobs/prepare.py")), True),
 ]
 
 
@@ -114,6 +133,13 @@ def test_edit_matrix(repo: Path, what, file, old, new, changed, new_version):
     assert all(mtimes(out)[p] == stamps[p] for p in untouched), "unchanged files are not rewritten"
     if not changed:
         assert after[".mlspec/manifest.json"] == before[".mlspec/manifest.json"], "nothing changed: not even the manifest"
+    if what.startswith(("traffic", "staging traffic")):
+        # a traffic edit changes the weight lines of the splitter, and nothing else
+        for path in changed:
+            diff = [line for line in difflib.unified_diff(before[path].decode().splitlines(),
+                                                          after[path].decode().splitlines(), lineterm="", n=0)
+                    if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+            assert diff and all(re.fullmatch(r"[+-] +weight: \d+", line) for line in diff), diff
     spec = "churn" if "churn" in file else "fraud" if "fraud" in file else None
     now = version_names(out)
     for key, name in versions.items():
