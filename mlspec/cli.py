@@ -162,5 +162,77 @@ def init(directory: Path, force: bool) -> None:
     sys.exit(commands.guarded("text", lambda: commands.init(directory, force)))
 
 
+def _edit_options(func):
+    """The options every editing command takes."""
+    for option in reversed((
+        click.option("--env", "-e", "env", default=None,
+                     help="Edit the spec's overrides.<ENV> block (created if need be) instead of the spec as written."),
+        click.option("--environments", "env_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Folder of environment files (default: nearest environments/ above the spec)."),
+        click.option("--force", is_flag=True, help="Write even if an environment's policy forbids the result."),
+        click.option("--dry-run", is_flag=True, help="Show the diff; write nothing."),
+        click.option("--compile", "compile_", is_flag=True, help="Recompile the spec after writing it."),
+        click.option("--out", "-o", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+                     show_default=True, help="Output root for --compile."),
+        click.option("--format", "-f", "fmt", type=click.Choice(reporters.FORMATS), default=None,
+                     help="Format of problems (default: github when GITHUB_ACTIONS=true, else text)."),
+    )):
+        func = option(func)
+    return click.argument("spec", type=click.Path(path_type=Path))(func)
+
+
+@main.command()
+@_edit_options
+@click.option("--challenger", "share", type=click.IntRange(0, 100), required=True,
+              help="The challenger's share in percent; the champion gets the rest (shadow: the mirrored share).")
+def traffic(spec, env, env_dir, force, dry_run, compile_, out_root, fmt, share) -> None:
+    """Set the champion/challenger split of SPEC (in place, keeping comments and layout)."""
+    from . import commands
+
+    fmt = fmt or reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: commands.traffic(
+        spec, share, env, env_dir, force=force, dry_run=dry_run, compile_=compile_, out_root=out_root, fmt=fmt)))
+
+
+@main.command()
+@_edit_options
+def promote(spec, env, env_dir, force, dry_run, compile_, out_root, fmt) -> None:
+    """Make the challenger of SPEC the champion, at 100%, and remove the challenger."""
+    from . import commands
+
+    fmt = fmt or reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: commands.promote(
+        spec, env, env_dir, force=force, dry_run=dry_run, compile_=compile_, out_root=out_root, fmt=fmt)))
+
+
+@main.command()
+@_edit_options
+@click.option("--drop-challenger", is_flag=True, help="Remove the challenger model as well.")
+def rollback(spec, env, env_dir, force, dry_run, compile_, out_root, fmt, drop_challenger) -> None:
+    """Send 100% of SPEC's traffic to the champion (without --env: in every environment)."""
+    from . import commands
+
+    fmt = fmt or reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: commands.rollback(
+        spec, env, env_dir, drop_challenger=drop_challenger, force=force, dry_run=dry_run, compile_=compile_,
+        out_root=out_root, fmt=fmt)))
+
+
+@main.command()
+@_edit_options
+@click.option("--uri", required=True, help="Where the new model artefact lives (gs://, s3://, ...).")
+@click.option("--version", "version", default=None, help="The model's version (written as a string).")
+@click.option("--traffic", "share", type=click.IntRange(0, 100), default=None,
+              help="Also give it this share in percent (default: keep the current split).")
+def challenger(spec, env, env_dir, force, dry_run, compile_, out_root, fmt, uri, version, share) -> None:
+    """Put a newly registered model into SPEC as the challenger."""
+    from . import commands
+
+    fmt = fmt or reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: commands.challenger(
+        spec, uri, version, share, env, env_dir, force=force, dry_run=dry_run, compile_=compile_,
+        out_root=out_root, fmt=fmt)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

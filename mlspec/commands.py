@@ -338,3 +338,147 @@ def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_d
     from .run_local import run_local as run
 
     return run(context(chosen, registry.select(["kubeflow"])[0]), chosen.base_dir, out_dir, out)
+
+
+# --------------------------------------------------------------------------- editing commands
+# `mlspec traffic / promote / rollback / challenger`: edit the spec in place (or its
+# overrides.<env> block), keeping every other byte; see mlspec.edit.
+
+
+def _edit_spec_path(spec: Path) -> Path:
+    if spec.is_dir():
+        from .paths import SPEC_FILENAMES
+
+        found = [spec / name for name in SPEC_FILENAMES if (spec / name).is_file()]
+        if found:
+            return found[0]
+    return spec
+
+
+def _edit_layers(spec_path: Path, env_dir: Path | None, env: str | None) -> tuple[dict, Path | None]:
+    """The environments the spec is resolved in, with their files' overrides."""
+    from . import edit
+    from . import environments as envs
+    from .loader import display_path, load_file
+
+    env_dir = env_dir if env_dir is not None else envs.find_environments_dir(spec_path)
+    known = envs.list_environments(env_dir)
+    if env is not None:
+        envs.environment_path(env_dir, env, known)  # an unknown environment: a located error
+    layers = {}
+    for name in known:
+        path = env_dir / f"{name}.yaml"
+        data = load_file(path, display_path(path)).data
+        overrides = data.get("overrides") if isinstance(data, dict) else None
+        layers[name] = edit.Layer(name, overrides if isinstance(overrides, dict) else {}, display_path(path))
+    return layers, env_dir
+
+
+def _edit(spec: Path, env: str | None, env_dir: Path | None, make: Callable, *, force: bool, dry_run: bool,
+          compile_: bool, out_root: Path, fmt: str, out: IO[str] | None) -> int:
+    """Compute an edit with ``make(text, layers, display)``, validate it, show it, write it."""
+    import dataclasses
+
+    from . import edit
+    from .loader import display_path, load_text, read_file
+
+    out = out or sys.stdout
+    spec_path = _edit_spec_path(spec)
+    display = display_path(spec_path)
+    text = read_file(spec_path, display)
+    raw = text.encode("utf-8")  # exactly the bytes read: UTF-8 without a BOM round-trips
+    load_text(text, display)  # a spec that does not parse is reported as validate reports it
+    layers, env_dir = _edit_layers(spec_path, env_dir, env)
+    edit.clean_stale(spec_path.resolve().parent)
+    result = make(text, layers, display)
+    if not result.changed:
+        message = f"nothing to change in {display}: {result.summary} already"
+        if fmt == "json":
+            reporters.report([], fmt, ok_message="", fail_message="",
+                             summary={"spec": display, "changed": False, "written": False, "summary": result.summary,
+                                      "notes": result.notes, "diff": ""}, out=out)
+        else:
+            for note in result.notes:
+                out.write(f"note: {note}\n")
+            out.write(message + "\n")
+        return EXIT_OK
+    diff_text = edit.unified_diff(result.old, result.new, display)
+    errors = edit.check_candidate(spec_path, result.old, result.new, [env] if env else None, env_dir)
+    policy = [e for e in errors if e.code == "policy"]
+    others = [e for e in errors if e.code != "policy"]
+    refused = others or (policy and not force)
+    summary = {"spec": display, "changed": True, "summary": result.summary, "notes": result.notes, "diff": diff_text}
+    if refused:
+        if not others:
+            policy = [dataclasses.replace(e, hint=(e.hint + "; " if e.hint else "") + "or pass --force to write it anyway")
+                      for e in policy]
+        reporters.report(others + policy, fmt, ok_message="",
+                         fail_message=f"refused: the edit ({result.summary}) would leave {len(errors)} problem(s); "
+                                      f"{display} is unchanged",
+                         summary={**summary, "written": False}, out=out)
+        if fmt == "text":
+            out.write("the refused edit:\n" + diff_text)
+        return EXIT_INVALID
+    warnings = [dataclasses.replace(e, severity="warning", message=e.message + " (written anyway: --force)")
+                for e in policy]
+    if not dry_run:
+        edit.apply(spec_path, raw, result.new)
+    if fmt == "json":
+        reporters.report([], fmt, ok_message="", fail_message="",
+                         summary={**summary, "written": not dry_run,
+                                  "warnings": [w.to_dict() for w in warnings]}, out=out)
+    else:
+        out.write(diff_text)
+        if warnings:
+            reporters.report(warnings, fmt, ok_message="", fail_message=f"{len(warnings)} policy warning(s)", out=out)
+        if fmt == "text":
+            for note in result.notes:
+                out.write(f"note: {note}\n")
+        out.write(f"{'dry run: would write' if dry_run else 'wrote'} {display}: {result.summary}\n")
+        if compile_ and dry_run:
+            out.write("note: --compile skipped: nothing was written\n")
+    if compile_ and not dry_run:
+        return compile([spec_path], [env] if env else None, env_dir, out_root, None, check=False, dry_run=False,
+                       force=False, fmt=fmt, jobs=1, out=out)
+    return EXIT_OK
+
+
+def traffic(spec: Path, share: int, env: str | None, env_dir: Path | None, *, force: bool = False,
+            dry_run: bool = False, compile_: bool = False, out_root: Path = Path("."), fmt: str = "text",
+            out: IO[str] | None = None) -> int:
+    """`mlspec traffic SPEC --challenger N`: the challenger gets N%, the champion 100-N."""
+    from . import edit
+
+    return _edit(spec, env, env_dir, lambda text, layers, file: edit.traffic(text, share, env, layers, file),
+                 force=force, dry_run=dry_run, compile_=compile_, out_root=out_root, fmt=fmt, out=out)
+
+
+def promote(spec: Path, env: str | None, env_dir: Path | None, *, force: bool = False, dry_run: bool = False,
+            compile_: bool = False, out_root: Path = Path("."), fmt: str = "text", out: IO[str] | None = None) -> int:
+    """`mlspec promote SPEC`: the challenger becomes the champion at 100%."""
+    from . import edit
+
+    return _edit(spec, env, env_dir, lambda text, layers, file: edit.promote(text, env, layers, file),
+                 force=force, dry_run=dry_run, compile_=compile_, out_root=out_root, fmt=fmt, out=out)
+
+
+def rollback(spec: Path, env: str | None, env_dir: Path | None, *, drop_challenger: bool = False,
+             force: bool = False, dry_run: bool = False, compile_: bool = False, out_root: Path = Path("."),
+             fmt: str = "text", out: IO[str] | None = None) -> int:
+    """`mlspec rollback SPEC`: 100% of traffic to the champion."""
+    from . import edit
+
+    return _edit(spec, env, env_dir,
+                 lambda text, layers, file: edit.rollback(text, env, drop_challenger, layers, file),
+                 force=force, dry_run=dry_run, compile_=compile_, out_root=out_root, fmt=fmt, out=out)
+
+
+def challenger(spec: Path, uri: str, version: str | None, share: int | None, env: str | None,
+               env_dir: Path | None, *, force: bool = False, dry_run: bool = False, compile_: bool = False,
+               out_root: Path = Path("."), fmt: str = "text", out: IO[str] | None = None) -> int:
+    """`mlspec challenger SPEC --uri URI`: put a newly registered model in as the challenger."""
+    from . import edit
+
+    return _edit(spec, env, env_dir,
+                 lambda text, layers, file: edit.challenger(text, uri, version, share, env, layers, file),
+                 force=force, dry_run=dry_run, compile_=compile_, out_root=out_root, fmt=fmt, out=out)

@@ -63,6 +63,7 @@ from mlspec.render import dump_json, sha256_hex
 
 __all__ = [
     "CRASH_AT_ENV",
+    "crash_hook",
     "MANIFEST_PATH",
     "Owned",
     "Plan",
@@ -813,9 +814,10 @@ def _consistent_read(root: Path, read: Callable[[], _T]) -> _T:
 # ---------------------------------------------------------------------- transactions
 
 
-def _crash_hook() -> Callable[[], None]:
-    """A ``step()`` callback implementing :data:`CRASH_AT_ENV`."""
-    limit = os.environ.get(CRASH_AT_ENV)
+def _crash_hook(variable: str = CRASH_AT_ENV) -> Callable[[], None]:
+    """A ``step()`` callback implementing :data:`CRASH_AT_ENV` (or another variable of the
+    same meaning, e.g. the spec editor's): SIGKILL the process after its N-th step."""
+    limit = os.environ.get(variable)
     if not limit:
         return lambda: None
     remaining = [int(limit)]
@@ -988,3 +990,7 @@ def _remove_empty_parents(root: Path, rels: list[str]) -> set[Path]:
             continue
         changed.add((root / directory).parent)
     return changed
+
+
+#: For other writers of mlspec (the spec editor): the same crash hook, on their own variable.
+crash_hook = _crash_hook

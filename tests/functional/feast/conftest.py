@@ -13,7 +13,6 @@ materialize, online and historical reads, registry dump) and the tests check the
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import subprocess
 import sys
