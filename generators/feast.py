@@ -86,6 +86,7 @@ never imports feast.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -564,16 +565,23 @@ __pycache__/
 """
 
 
-def prepare_job(ctx: Context) -> str | None:
-    """``jobs/prepare.py``: :func:`prepare_tables` with this spec's plan, or None."""
+@functools.lru_cache(maxsize=1)
+def _prepare_source() -> str:
+    """The source of :func:`feast_prepare.prepare_tables`, read once per process (``inspect``
+    tokenizes the whole module: most of this target's time when read for every scope)."""
     import inspect
 
     from . import feast_prepare
 
+    return inspect.getsource(feast_prepare.prepare_tables)
+
+
+def prepare_job(ctx: Context) -> str | None:
+    """``jobs/prepare.py``: :func:`prepare_tables` with this spec's plan, or None."""
     plan = prepare_plan(ctx)
     if not plan:
         return None
-    source = inspect.getsource(feast_prepare.prepare_tables)
+    source = _prepare_source()
     return (f'"""Prepares the tables Feast serves for {ctx.spec.name} (see mlspec.generators.feast_prepare).\n\n'
             'Run in the Feast server pod from the repository folder before materializing:\n'
             '    python3 ../jobs/prepare.py\n"""\n\n'
@@ -765,11 +773,9 @@ class TrainingStep:
 
 def training_step(ctx: Context) -> TrainingStep:
     """What the pipeline's feature step needs to read the training frame through Feast."""
-    import inspect
 
     from mlspec.render import dump_yaml
 
-    from . import feast_prepare
 
     spec, training = ctx.spec, ctx.spec.training
     served = spec.served_features(training.feature_service)
@@ -791,7 +797,7 @@ def training_step(ctx: Context) -> TrainingStep:
         label_timestamp=spec.source(training.label.source).timestamp, label_column=training.label.column,
         feature_columns=tuple(names), count_features=tuple(c for c in counts if c in names),
         repo=json.dumps(files, sort_keys=True), roots=json.dumps(roots, sort_keys=True),
-        prepare_source=inspect.getsource(feast_prepare.prepare_tables),
+        prepare_source=_prepare_source(),
         prepare_plan=json.dumps(prepare_plan(ctx), sort_keys=True))
 
 

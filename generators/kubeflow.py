@@ -92,6 +92,7 @@ import kfp.
 # No ``from __future__ import annotations``: kfp reads the pipeline's annotations at run time.
 import contextlib
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -686,17 +687,22 @@ def kubernetes_manifests(ctx: Context, ir: dict, platform: dict) -> list[dict]:
     return [_sorted(pipeline), _sorted(pv)]
 
 
-def schedule_cronjob(ctx: Context, version: str) -> dict | None:
-    """The ``batch/v1`` CronJob that starts a run of PipelineVersion ``version`` on the spec's cron."""
+@functools.lru_cache(maxsize=1)
+def _trigger_script() -> str:
+    """The CronJob's script: :func:`kubeflow_components.trigger_run`, read once per process."""
     import inspect
 
+    return (inspect.getsource(_steps().trigger_run)
+            + "\n\nif __name__ == \"__main__\":\n    raise SystemExit(trigger_run())\n")
+
+
+def schedule_cronjob(ctx: Context, version: str) -> dict | None:
+    """The ``batch/v1`` CronJob that starts a run of PipelineVersion ``version`` on the spec's cron."""
     training = ctx.spec.training
     if not training.schedule:
         return None
-    steps = _steps()
     kfp_ns = ctx.settings.namespace
-    script = (inspect.getsource(steps.trigger_run)
-              + "\n\nif __name__ == \"__main__\":\n    raise SystemExit(trigger_run())\n")
+    script = _trigger_script()
     labels = ctx.labels("training-schedule")
     account = training.service_account or "default-editor"
     env = {
