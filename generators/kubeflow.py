@@ -118,6 +118,7 @@ PINS = {
     "scikit-learn": "scikit-learn==1.9.1",
     "s3fs": "s3fs==2026.9.0",
     "gcsfs": "gcsfs==2026.10.1",
+    "adlfs": "adlfs==2026.8.0",
     "google-cloud-bigquery": "google-cloud-bigquery==3.47.0",
     "db-dtypes": "db-dtypes==1.9.0",
     "sqlalchemy": "sqlalchemy==2.1.9",
@@ -133,7 +134,11 @@ WAREHOUSE_PACKAGES = {
     "redshift": ("redshift-connector",),
     "snowflake": ("snowflake-connector-python",),
 }
-FS_PACKAGES = {"s3": ("s3fs",), "minio": ("s3fs",), "gs": ("gcsfs",)}
+#: The fsspec filesystem package each URI scheme of a data file or the storage needs.
+FS_PACKAGES = {"s3": ("s3fs",), "s3a": ("s3fs",), "minio": ("s3fs",), "gs": ("gcsfs",), "gcs": ("gcsfs",),
+               "az": ("adlfs",), "abfs": ("adlfs",), "abfss": ("adlfs",)}
+#: Schemes fsspec reads without an extra package.
+BUILTIN_FS_SCHEMES = ("file", "http", "https")
 
 SECRET_MOUNT = "/var/run/secrets/mlspec"
 KFP_TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
@@ -520,6 +525,15 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
 _RESULT_KEY = {False: "Output", True: "result"}
 
 
+def _sql_table(source) -> str:
+    """The source's table as SQL (quoted one way, see mlspec.validate.quote_table), or ""."""
+    from mlspec.validate import quote_table
+
+    if source.table is None:
+        return ""
+    return quote_table(source.type, source.table, getattr(source, "schema_", None))
+
+
 def _ingest_task(step: IngestStep, source, data_root, ingest_file, component):
     common = dict(source=step.name, timestamp_columns=json.dumps(list(step.timestamp_columns)),
                   declared_columns=json.dumps(list(step.declared_columns)))
@@ -530,7 +544,7 @@ def _ingest_task(step: IngestStep, source, data_root, ingest_file, component):
 
     if step.type == "bigquery":
         op = component(steps.ingest_bigquery, _packages(DATA_PACKAGES + WAREHOUSE_PACKAGES["bigquery"]))
-        task = op(project=source.project or "", table=source.table or "", query=source.query or "", **common)
+        task = op(project=source.project or "", table=_sql_table(source), query=source.query or "", **common)
     else:
         settings = {"postgres": ("host", "port", "database"),
                     "redshift": ("cluster_id", "region", "database", "user", "schema_"),
@@ -538,7 +552,7 @@ def _ingest_task(step: IngestStep, source, data_root, ingest_file, component):
         connection = {k.rstrip("_"): getattr(source, k) for k in settings if getattr(source, k) is not None}
         op = component(steps.ingest_sql, _packages(DATA_PACKAGES + WAREHOUSE_PACKAGES[step.type]))
         task = op(dialect=step.type, connection=json.dumps(connection, sort_keys=True),
-                  table=source.table or "", query=source.query or "", **common)
+                  table=_sql_table(source), query=source.query or "", **common)
     creds = getattr(source, "credentials", None)
     if creds is not None and creds.secret_ref is not None:
         ref = creds.secret_ref
@@ -817,6 +831,12 @@ def rules(rc) -> None:
         rc.env_error(path, f"the Kubeflow pipeline root {root} is not an object store the KFP launcher can write to",
                      f"use a {', '.join(s + '://' for s in PIPELINE_ROOT_SCHEMES)} URI, or set kubeflow.pipeline_root "
                      "to one", code="kubeflow")
+    for i, src in enumerate(rc.spec.data.sources):
+        scheme = _scheme(src.path) if src.type == "file" else None
+        if scheme is not None and scheme not in FS_PACKAGES and scheme not in BUILTIN_FS_SCHEMES:
+            known = sorted({*FS_PACKAGES, *BUILTIN_FS_SCHEMES})
+            rc.error(("data", "sources", i, "path"), f"the ingest step cannot read {scheme}:// URIs",
+                     f"use one of {', '.join(k + '://' for k in known)}", code="kubeflow")
 
 
 target = Target(

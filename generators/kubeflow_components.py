@@ -111,6 +111,7 @@ def ingest_bigquery(
     dataset: Output[Dataset],
 ) -> str:
     """Run a BigQuery query (or read a table) with the google-cloud-bigquery client.
+    ``table`` arrives quoted by the compiler; ``query`` is the spec's raw SQL.
 
     Credentials: Application Default Credentials only -- workload identity of the run's
     service account, or ``GOOGLE_APPLICATION_CREDENTIALS`` pointing at a key file that the
@@ -128,7 +129,7 @@ def ingest_bigquery(
         if keys:
             os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = os.path.join(mount, os.environ.get("MLSPEC_SECRET_KEY", keys[0]))
     client = bigquery.Client(project=project or None)
-    sql = query or f"SELECT * FROM `{table}`"
+    sql = query or f"SELECT * FROM {table}"  # table: quoted by the compiler
     frame = client.query(sql).to_dataframe()
 
     declared = json.loads(declared_columns)
@@ -162,6 +163,9 @@ def ingest_sql(
     dataset: Output[Dataset],
 ) -> str:
     """Read a table or query from Postgres, Redshift or Snowflake into Parquet.
+
+    ``table`` arrives as SQL, its identifiers validated and quoted by the compiler (one rule
+    for every dialect, mlspec.validate.quote_table); ``query`` is the spec's raw SQL.
 
     ``connection`` is JSON of the *non-secret* settings from the spec (host, port,
     database, schema, warehouse, cluster_id, region, user).  Secrets come from the
@@ -213,7 +217,7 @@ def ingest_sql(
             port=int(settings["port"]),
             database=settings["database"],
         )
-        sql = query or f'SELECT * FROM {table}'
+        sql = query or f"SELECT * FROM {table}"
         with create_engine(url).connect() as conn:
             frame = pd.read_sql(text(sql), conn)
     elif dialect == "redshift":
@@ -230,7 +234,7 @@ def ingest_sql(
         )
         try:
             cursor = conn.cursor()
-            cursor.execute(query or f'SELECT * FROM "{settings.get("schema", "public")}"."{table}"')
+            cursor.execute(query or f"SELECT * FROM {table}")
             frame = cursor.fetch_dataframe()
         finally:
             conn.close()
@@ -610,8 +614,10 @@ def train_candidate(
 
     os.makedirs(model.path, exist_ok=True)
     joblib.dump(fitted, os.path.join(model.path, "model.joblib"))
+    # metadata is a protobuf Struct, which cannot hold NaN (e.g. roc_auc on a one-class test
+    # split): the score is then written as the string "nan", and select_best ranks it last
     model.metadata.update({"framework": "sklearn", "estimator": estimator, "params": json.dumps(params, sort_keys=True),
-                           metric: score})
+                           metric: score if math.isfinite(score) else "nan"})
     result = {"params": params, "score": score, "metric": metric,
               "n_train": int(len(X_train)), "n_test": int(len(X_test))}
     print(f"candidate {json.dumps(params, sort_keys=True)}: {metric} = {score:.6f}", flush=True)
@@ -660,7 +666,9 @@ def select_best(
     else:
         os.makedirs(os.path.dirname(best_model.path) or ".", exist_ok=True)
         shutil.copy(source, best_model.path)
-    best_model.metadata.update({"params": json.dumps(best["params"], sort_keys=True), metric: best["score"]})
+    finite = not math.isnan(best["score"]) and not math.isinf(best["score"])
+    best_model.metadata.update({"params": json.dumps(best["params"], sort_keys=True),
+                                metric: best["score"] if finite else "nan"})
     summary = {
         "metric": metric,
         "goal": goal,

@@ -106,7 +106,9 @@ def diff(paths, env, env_dir, out_root, targets, jobs) -> None:
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--local", is_flag=True, required=True, help="Run on this machine with kfp.local (required for now).")
-@click.option("--env", "-e", "env", default=None, help="Environment to resolve (default: the first found).")
+@click.option("--env", "-e", "env", default=None,
+              help="Environment to run in (default: the first environments/<env>.yaml by name; only the environment "
+                   "run is validated).")
 @click.option("--environments", "env_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of environment files (default: nearest environments/ above the spec).")
 @click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".mlspec-run"),

@@ -113,6 +113,7 @@ def schema(which: str, out: IO[str] | None = None) -> int:
 STARTER_FILES = {
     "mlops.yaml": "starter.mlops.yaml",
     "data/customers.csv": "starter.customers.csv",
+    "environments/dev.yaml": "starter.env.dev.yaml",
 }
 
 
@@ -131,7 +132,7 @@ def init(directory: Path, force: bool, out: IO[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text((templates / name).read_text(encoding="utf-8"), encoding="utf-8")
         out.write(f"wrote {path}\n")
-    out.write(f"next: mlspec validate {directory / 'mlops.yaml'}\n")
+    out.write(f"next: cd {directory} && mlspec validate && mlspec compile && mlspec run mlops.yaml --local\n")
     return EXIT_OK
 
 
@@ -330,11 +331,19 @@ def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_d
     from . import registry
     from .compiler import context
 
+    from .paths import find_environments_dir, list_environments
+
     out = out or sys.stdout
+    if env_name is None:  # the first environment by name; only that one is validated and run
+        known = list_environments(env_dir if env_dir is not None else find_environments_dir(spec_path))
+        if known:
+            env_name = known[0]
+            if len(known) > 1:
+                out.write(f"environment: {env_name} (the first of {', '.join(known)}; choose one with --env)\n")
     resolved, code = _resolve_for_compile([spec_path], [env_name] if env_name else None, env_dir, "text", out)
     if code is not None:
         return code
-    chosen = resolved[0]  # the named environment, or the first one found (sorted by name)
+    chosen = resolved[0]
     from .run_local import run_local as run
 
     return run(context(chosen, registry.select(["kubeflow"])[0]), chosen.base_dir, out_dir, out)

@@ -103,7 +103,8 @@ def environment_path(env_dir: Path | None, name: str, known: list[str]) -> Path:
 def merge(base: Document, overlay: Any, overlay_pos: Positions, at: tuple = ()) -> Document:
     """Deep-merge ``overlay`` (with its positions) into a copy of ``base`` at path ``at``."""
     data = copy.deepcopy(base.data)
-    positions = Positions(base.positions.file, dict(base.positions.values), dict(base.positions.keys))
+    positions = Positions(base.positions.file, dict(base.positions.values), dict(base.positions.keys),
+                          dict(base.positions.removed))
     target = data
     for part in at:  # merge into the mapping at ``at``, creating it if need be
         if not isinstance(target.get(part), dict):
@@ -131,11 +132,13 @@ def _merge_into(target: dict, overlay: Any, at: tuple, overlay_pos: Positions, p
     for key, value in overlay.items():
         path = at + (key,)
         sub = overlay_pos.subtree((key,))
+        positions.removed.pop(path, None)
         if value is None:
             target.pop(key, None)
             _drop_below(positions, path)
             positions.values.pop(path, None)
             positions.keys.pop(path, None)
+            positions.removed[path] = overlay_pos.key((key,))
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
             positions.keys[path] = overlay_pos.key((key,))
             _merge_into(target[key], value, path, sub, positions)

@@ -46,6 +46,8 @@ class Positions:
     file: str
     values: dict[Path_, Location] = field(default_factory=dict)
     keys: dict[Path_, Location] = field(default_factory=dict)
+    #: Paths an override removed (``key: null``): where that ``key:`` is.
+    removed: dict[Path_, Location] = field(default_factory=dict)
 
     def value(self, path: Path_) -> Location:
         path = tuple(path)

@@ -46,6 +46,14 @@ LabelKey = Annotated[str, AfterValidator(units.check_label_key)]
 LabelValue = Annotated[str, AfterValidator(units.check_label_value)]
 
 
+class FieldError(ValueError):
+    """A model validator's error about one of the model's fields: reported at that field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Model(BaseModel):
     # strict: YAML already types every value; pydantic's lax coercions ("yes" -> True,
     # 1 -> True, "42" -> 42) would undo the YAML 1.2 core schema the loader applies.
@@ -162,8 +170,13 @@ class FileSource(SourceBase):
 
 
 class TableOrQuery(SourceBase):
-    table: str | None = None
-    query: str | None = None
+    table: str | None = Field(
+        None, description="A table name: dot-separated identifiers (letters, digits, '_'; see the source type for how many "
+                          "parts), checked by validate and quoted by mlspec with the warehouse's identifier quotes, so it "
+                          "is case-sensitive: write it as the warehouse stores it.")
+    query: str | None = Field(
+        None, description="Raw SQL, run as written: mlspec neither quotes nor checks it (it is your SQL, reviewed like "
+                          "code). Use table for a plain table read.")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> "TableOrQuery":
@@ -250,10 +263,18 @@ class FieldSpec(Model):
     description: str | None = None
 
 
+def _positive_duration(text: str) -> str:
+    if units.parse_duration(text) <= 0:
+        raise ValueError(f"a window of {text} holds no rows; give a positive duration such as 30d")
+    return text
+
+
 class Aggregation(Model):
     column: str
     function: Literal["sum", "mean", "min", "max", "count", "std", "last"]
-    window: Duration
+    window: Annotated[Duration, AfterValidator(_positive_duration)] = Field(
+        description="How far back the aggregation looks from each row's timestamp (positive; at most the view's ttl "
+                    "when the view sets one).")
     name: Name | None = Field(None, description="Default: <column>_<function>_<window>.")
 
     @property
@@ -265,7 +286,9 @@ class FeatureView(Model):
     name: Name
     source: Name
     entities: list[Name] = Field(min_length=1)
-    ttl: Duration = "0s"
+    ttl: Duration = Field(
+        "0s", description="How old a feature value may be and still be served or joined; 0s (the default): unbounded, "
+                          "the latest value however old. Aggregation windows must fit in it.")
     fields: list[FieldSpec] = Field(default_factory=list)
     aggregations: list[Aggregation] = Field(default_factory=list)
     online: bool = True
@@ -484,9 +507,9 @@ class Drift(Model):
     def _sensitivity(self) -> "Drift":
         if self.method == "psi":
             if self.p_value is not None:
-                raise ValueError("psi uses threshold, not p_value")
+                raise FieldError("p_value", "psi uses threshold, not p_value")
         elif self.threshold is not None:
-            raise ValueError(f"{self.method} uses p_value, not threshold")
+            raise FieldError("threshold", f"{self.method} uses p_value, not threshold")
         return self
 
     @property

@@ -76,6 +76,18 @@ def preflight(ctx: Context) -> str | None:
     if missing:
         return ("mlspec run --local needs these packages in this Python environment: " + ", ".join(missing)
                 + " (pip install 'mlspec[kfp]')")
+    # remote data files are read through fsspec: the filesystem package of each URI scheme
+    # (a cluster run installs it into the step; a local run uses this environment)
+    needs: dict[str, list[str]] = {}
+    for s in ctx.spec.data.sources:
+        scheme = kubeflow._scheme(s.path) if s.type == "file" and s.name in {i.name for i in p.ingests} else None
+        for package in kubeflow.FS_PACKAGES.get(scheme or "", ()):
+            if importlib.util.find_spec(package) is None:
+                needs.setdefault(package, []).append(f"{s.name} ({scheme}://)")
+    if needs:
+        pins = " ".join(f"'{kubeflow.PINS[pkg]}'" for pkg in sorted(needs))
+        which = "; ".join(f"{pkg} for {', '.join(names)}" for pkg, names in sorted(needs.items()))
+        return f"mlspec run --local reads remote data files through fsspec and needs {which}: pip install {pins}"
     return None
 
 

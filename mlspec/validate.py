@@ -28,6 +28,29 @@ T = TypeVar("T", bound=BaseModel)
 #: Largest hyper-parameter grid (number of combinations) a spec may ask for.
 MAX_GRID = 256
 
+
+class MetricInfo(typing.NamedTuple):
+    goal: str  # the only direction that makes sense for the metric
+    low: float  # range of the metric's values (inclusive)
+    high: float
+    kind: str  # the estimator kind it scores: classifier or regressor
+    proba: bool = False  # scored from predict_proba
+
+
+#: Every metric of ``training.metric.name``: its direction, range and what it scores.
+METRICS: dict[str, MetricInfo] = {
+    "accuracy": MetricInfo("maximize", 0.0, 1.0, "classifier"),
+    "f1": MetricInfo("maximize", 0.0, 1.0, "classifier"),
+    "precision": MetricInfo("maximize", 0.0, 1.0, "classifier"),
+    "recall": MetricInfo("maximize", 0.0, 1.0, "classifier"),
+    "roc_auc": MetricInfo("maximize", 0.0, 1.0, "classifier", proba=True),
+    "log_loss": MetricInfo("minimize", 0.0, math.inf, "classifier", proba=True),
+    "r2": MetricInfo("maximize", -math.inf, 1.0, "regressor"),
+    "mae": MetricInfo("minimize", 0.0, math.inf, "regressor"),
+    "mse": MetricInfo("minimize", 0.0, math.inf, "regressor"),
+    "rmse": MetricInfo("minimize", 0.0, math.inf, "regressor"),
+}
+
 _PATTERN_MESSAGES = {
     m.DNS1123_LABEL: "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
     "with a letter or digit, at most 63 characters",
@@ -262,6 +285,9 @@ def errors_from_validation(exc: ValidationError, doc: Document, root: type[BaseM
             out.append(_at(loc, f"missing required key '{missing}'{where}", None, "missing-key", path))
             continue
         message, hint = _message(err)
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, m.FieldError) and isinstance(_node(doc.data, path), dict) and cause.field in _node(doc.data, path):
+            path = path + (cause.field,)  # a model validator's error about one field: point at it
         node = _node(doc.data, path)
         disc = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
         if kind == "union_tag_invalid" and isinstance(node, dict) and disc in node:
@@ -302,6 +328,10 @@ class _Checker:
         self.base_dir = base_dir
         self.read_columns = read_columns
         self.errors: list[SpecError] = []
+        self._entity_typed: set[str] = set()
+        #: Feature services with an unknown view or feature: what depends on them is not checked
+        #: again (one typo, one error).
+        self._broken_services: set[str] = set()
 
     def error(self, path: tuple, message: str, hint: str | None = None, code: str = "reference", key: bool = False) -> None:
         loc = self.doc.positions.key(path) if key else locate(self.doc, path)
@@ -339,6 +369,7 @@ class _Checker:
         self.unique(s.features.services, ("features", "services"), "feature service")
         self.sources()
         columns = self.source_columns()
+        self.check_types(columns)
         self.views(columns)
         self.services()
         self.training(columns)
@@ -357,19 +388,65 @@ class _Checker:
                     self.error(base + ("batch_source",), f"batch_source '{src.batch_source}' is a {self.spec.source(src.batch_source).type} source",
                                f"batch sources: {', '.join(batch)}")
             self.checks_columns(src, base)
+            if getattr(src, "table", None) is not None:
+                self.table_name(src, base)
             for cname in src.columns:
                 if not cname:
                     self.error(base + ("columns", cname), "empty column name", key=True)
+
+    def table_name(self, src, base: tuple) -> None:
+        """A warehouse table name is plain identifiers, as many as the dialect takes; mlspec
+        quotes each part (see :func:`quote_table`), so nothing in it can end the quotes."""
+        problem = table_problem(src.type, src.table)
+        if problem:
+            self.error(base + ("table",), f"table '{src.table}' is not a {src.type} table name: {problem}",
+                       "write a table name, or use query: for SQL", "table")
 
     def checks_columns(self, src, base: tuple) -> None:
         if not src.columns:
             return
         for j, check in enumerate(src.checks):
-            cols = getattr(check, "columns", None) or ([check.column] if hasattr(check, "column") else [])
-            for col in cols:
+            if hasattr(check, "columns"):
+                paths = [(col, base + ("checks", j, "columns", k)) for k, col in enumerate(check.columns)]
+            else:
+                paths = [(check.column, base + ("checks", j, "column"))] if hasattr(check, "column") else []
+            for col, path in paths:
                 if col not in src.columns:
-                    self.error(base + ("checks", j), f"check {check.type} names column '{col}', which source '{src.name}' does not declare",
+                    self.error(path, f"check {check.type} names column '{col}', which source '{src.name}' does not declare",
                                did_you_mean(col, list(src.columns)))
+
+    def check_types(self, columns: dict[str, dict[str, str]]) -> None:
+        """A check's values must be of its column's type: a range needs a number column,
+        allowed values the column's own type (``"0"`` never equals the int 0)."""
+        numeric = ("int32", "int64", "float32", "float64")
+        for i, src in enumerate(self.spec.data.sources):
+            cols = columns.get(src.name) or {}
+            base = ("data", "sources", i)
+            for j, check in enumerate(src.checks):
+                dtype = cols.get(getattr(check, "column", None) or "")
+                if dtype is None or dtype == "unknown":
+                    continue
+                if check.type == "range" and dtype not in numeric + ("unix_timestamp", "date"):
+                    self.error(base + ("checks", j, "column"), f"range check on column '{check.column}', which is {dtype}",
+                               "a range needs a numeric column; use allowed_values for strings", "check-type")
+                elif check.type == "range" and dtype in ("unix_timestamp", "date"):
+                    self.error(base + ("checks", j, "column"), f"range check on timestamp column '{check.column}'",
+                               "a range compares numbers; check timestamps with not_null", "check-type")
+                elif check.type == "allowed_values":
+                    for k, value in enumerate(check.values):
+                        if isinstance(value, bool):
+                            ok = dtype == "bool"
+                        elif isinstance(value, (int, float)):
+                            ok = dtype in numeric
+                        else:
+                            ok = dtype in ("string", "bytes")
+                        if not ok:
+                            shown = repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else value
+                            hint = (f"write {value} without quotes" if isinstance(value, str) and dtype in numeric
+                                    and _is_number(value) else f"give {dtype} values")
+                            self.error(base + ("checks", j, "values", k), f"allowed value {shown} is a "
+                                       f"{_type_name(value).split()[0]}, but column '{check.column}' is {dtype}",
+                                       hint, "check-type")
 
     def source_columns(self) -> dict[str, dict[str, str]]:
         """Known columns of each source: declared, checked against local files where present."""
@@ -388,8 +465,24 @@ class _Checker:
             known.setdefault(src.name, cols)  # a duplicate name is reported; the first one counts
         return known
 
+    def compatible(self, source: str, declared: str, actual: str) -> bool:
+        """Whether a column declared ``declared`` accepts ``actual`` in ``source``; a CSV file
+        has no number widths, so there any float width takes a float column and any int width an int one."""
+        from .datafiles import compatible
+
+        if compatible(declared, actual):
+            return True
+        src = self.spec.source(source)
+        if src is not None and src.type in ("kafka", "push"):
+            src = self.spec.source(src.batch_source)
+        if src is None or src.type != "file" or src.file_format != "csv":
+            return False
+        if declared in ("float32", "float64"):
+            return actual in ("float32", "float64", "int32", "int64")
+        return declared in ("int32", "int64") and actual in ("int32", "int64")
+
     def file_columns(self, src, base: tuple, declared: dict[str, str]) -> dict[str, str]:
-        from .datafiles import DataFileError, compatible
+        from .datafiles import DataFileError
 
         path = (self.base_dir / src.path)
         if not path.exists():
@@ -406,15 +499,13 @@ class _Checker:
             if cname not in actual:
                 self.error(path_, f"column '{cname}' is not in {src.path}", did_you_mean(cname, list(actual))
                            or f"the file has: {', '.join(actual)}", "column", key=True)
-            elif not compatible(dtype, actual[cname]):
+            elif not self.compatible(src.name, dtype, actual[cname]):
                 self.error(path_, f"column '{cname}' is declared {dtype} but {src.path} holds {actual[cname]}",
                            code="column-type")
         return {**actual, **declared}
 
     # features ------------------------------------------------------------------------------
     def views(self, columns: dict[str, dict[str, str]]) -> None:
-        from .datafiles import compatible
-
         sources = [src.name for src in self.spec.data.sources]
         entities = [e.name for e in self.spec.features.entities]
         for i, view in enumerate(self.spec.features.views):
@@ -434,6 +525,12 @@ class _Checker:
                                code="duplicate-name")
             for j, ent in enumerate(view.entities):
                 self.ref(base + ("entities", j), ent, entities, "entity")
+            ttl = units.parse_duration(view.ttl)
+            for j, agg in enumerate(view.aggregations):
+                if ttl and units.parse_duration(agg.window) > ttl:
+                    self.error(base + ("aggregations", j, "window"), f"window {agg.window} is longer than the ttl "
+                               f"{view.ttl} of view '{view.name}': values older than the ttl are never served",
+                               "shorten the window, or raise ttl (0s: unbounded)", "window")
             if not self.ref(base + ("source",), view.source, sources, "source"):
                 continue
             src = self.spec.source(view.source)
@@ -456,11 +553,13 @@ class _Checker:
                 if e is not None and e.join_key not in cols:
                     self.error(base + ("entities", j), f"join key '{e.join_key}' of entity '{ent}' is not a column of source '{src.name}'",
                                did_you_mean(e.join_key, list(cols)), "column")
+                elif e is not None:
+                    self.entity_type(e, src.name, cols[e.join_key])
             for j, f in enumerate(view.fields):
                 if f.name not in cols:
                     self.error(base + ("fields", j, "name"), f"field '{f.name}' is not a column of source '{src.name}'",
                                did_you_mean(f.name, list(cols)), "column")
-                elif not compatible(f.dtype, cols[f.name]):
+                elif not self.compatible(src.name, f.dtype, cols[f.name]):
                     self.error(base + ("fields", j, "dtype"), f"field '{f.name}' is {f.dtype} but column '{f.name}' of source '{src.name}' is {cols[f.name]}",
                                code="column-type")
             for j, agg in enumerate(view.aggregations):
@@ -471,6 +570,21 @@ class _Checker:
                     self.error(base + ("aggregations", j, "function"), f"cannot {agg.function} column '{agg.column}' of type {cols[agg.column]}",
                                "use count, or aggregate a numeric column", "column-type")
 
+    def entity_type(self, e: m.Entity, source: str, actual: str) -> None:
+        """An entity's dtype must be its join-key column's type (reported once per entity)."""
+        if e.name in self._entity_typed or self.compatible(source, e.dtype, actual):
+            return
+        self._entity_typed.add(e.name)
+        k = next(i for i, x in enumerate(self.spec.features.entities) if x.name == e.name)
+        path = ("features", "entities", k)
+        node = _node(self.doc.data, path)
+        written = isinstance(node, dict) and "dtype" in node
+        said = f"dtype {e.dtype}" if written else f"the default dtype {e.dtype}"
+        self.error(path + ("dtype",) if written else path, f"entity '{e.name}' has {said}, but its join key "
+                   f"'{e.join_key}' is {actual} in source '{source}'",
+                   f"set dtype: {actual}" if actual not in ("unknown",) else None, "column-type",
+                   key=not written)
+
     def services(self) -> None:
         views = [v.name for v in self.spec.features.views]
         for i, svc in enumerate(self.spec.features.services):
@@ -479,9 +593,11 @@ class _Checker:
             for j, ref in enumerate(svc.features):
                 view_name, _, feature = ref.partition(":")
                 if not self.ref(base + ("features", j), view_name, views, "feature view"):
+                    self._broken_services.add(svc.name)
                     continue
                 view = self.spec.view(view_name)
                 if feature and feature not in view.feature_names:
+                    self._broken_services.add(svc.name)
                     self.error(base + ("features", j), f"view '{view_name}' has no feature '{feature}'",
                                did_you_mean(feature, view.feature_names) or f"its features: {', '.join(view.feature_names)}")
                     continue
@@ -507,12 +623,132 @@ class _Checker:
             if cols:
                 self.label_keys(t, cols)
         self.ref(base + ("feature_service",), t.feature_service, [s.name for s in self.spec.features.services], "feature service")
+        self.metric(t)
+        self.leakage(t)
+        self.feature_types(t)
         size = grid_size(t.search)
         if t.search.strategy == "grid" and size > MAX_GRID:
             dims = " × ".join(f"{len(v)}" for v in t.search.parameters.values())
             self.error(base + ("search", "parameters"), f"the grid has {size:,} combinations ({dims}); the cap is {MAX_GRID}",
                        "narrow the grid, or use strategy: random with a trials budget", "grid-size")
         self.resources(t.resources, base + ("resources",))
+
+    def feature_types(self, t: m.Training) -> None:
+        """An estimator is fitted on a numeric matrix: a string, bytes or timestamp feature
+        fails at run time ("could not convert string to float")."""
+        if t.estimator is None or t.feature_service in self._broken_services:
+            return
+        index = {v.name: i for i, v in enumerate(self.spec.features.views)}
+        for view_name, feature in dict.fromkeys(self.spec.served_features(t.feature_service)):
+            view = self.spec.view(view_name)
+            base = ("features", "views", index[view_name])
+            j = next((k for k, f in enumerate(view.fields) if f.name == feature), None)
+            if j is None:
+                continue  # an aggregation: numbers (one over strings other than count is reported in views())
+            dtype, path = view.fields[j].dtype, base + ("fields", j, "dtype")
+            if dtype in ("string", "bytes", "unix_timestamp", "date"):
+                self.error(path, f"feature '{feature}' of view '{view_name}' is {dtype}, but the estimator "
+                           f"{t.estimator} is fitted on numbers (training fails: could not convert string to float)",
+                           "encode it as numbers in the source (e.g. a category code), or leave it out of feature "
+                           f"service '{t.feature_service}'", "feature-type")
+
+    def leakage(self, t: m.Training) -> None:
+        """The model must not see its label: no served feature is the label column, and no
+        served view aggregates the label column of the label source.  (Other columns of the
+        label source may be features: a snapshot source holds the features and the outcome.)"""
+        if t.feature_service in self._broken_services:
+            return
+        index = {v.name: i for i, v in enumerate(self.spec.features.views)}
+        served = self.spec.served_features(t.feature_service)
+        label_batch = {t.label.source}
+        for view_name, feature in served:
+            view = self.spec.view(view_name)
+            base = ("features", "views", index[view_name])
+            j = next((k for k, f in enumerate(view.fields) if f.name == feature), None)
+            if j is not None:
+                if feature == t.label.column:
+                    self.error(base + ("fields", j, "name"), f"label leakage: feature '{feature}' of view '{view_name}' is "
+                               f"the label column '{t.label.column}' the model is trained to predict",
+                               "remove it from the view, or serve the view without it", "leakage")
+                continue
+            k, agg = next((k, a) for k, a in enumerate(view.aggregations) if a.output_name == feature)
+            source = self.spec.source(view.source)
+            sources = {view.source} | ({source.batch_source} if source is not None and source.type in ("kafka", "push") else set())
+            if agg.column == t.label.column and sources & label_batch:
+                self.error(base + ("aggregations", k, "column"), f"label leakage: feature '{feature}' of view '{view_name}' "
+                           f"aggregates the label column '{t.label.column}' of the label source '{t.label.source}'",
+                           "aggregate other columns; the model must not see its own label", "leakage")
+            elif feature == t.label.column:
+                self.error(base + ("aggregations", k), f"label leakage: feature '{feature}' of view '{view_name}' has the "
+                           f"name of the label column '{t.label.column}'", "name the aggregation differently", "leakage")
+
+    def metric(self, t: m.Training) -> None:
+        """The metric's direction and range, the estimator, and whether they fit each other."""
+        base = ("training",)
+        info = METRICS[t.metric.name]
+        if t.metric.goal != info.goal:
+            self.error(base + ("metric", "goal"), f"metric {t.metric.name} is {info.goal[:-1]}ed; goal {t.metric.goal} "
+                       "would select the worst candidate", f"set goal: {info.goal}", "metric")
+        if not (info.low <= t.metric.threshold <= info.high):
+            bounds = (f"between {info.low:g} and {info.high:g}" if math.isfinite(info.low) and math.isfinite(info.high)
+                      else f"at least {info.low:g}" if math.isfinite(info.low) else f"at most {info.high:g}")
+            hint = "a fraction, not a percentage: 0.55, not 55" if info.high == 1.0 and t.metric.threshold > 1 else None
+            self.error(base + ("metric", "threshold"), f"threshold {t.metric.threshold:g} is out of range: "
+                       f"{t.metric.name} is {bounds}", hint, "metric")
+        kind = self.estimator(t)
+        regression = (kind or info.kind) == "regressor"
+        if kind in ("classifier", "regressor") and kind != info.kind:
+            fitting = ", ".join(n for n, i in METRICS.items() if i.kind == kind)
+            self.error(base + ("metric", "name"), f"metric {t.metric.name} scores a {info.kind}, but {t.estimator} is a {kind}",
+                       f"metrics for a {kind}: {fitting}", "metric")
+        elif kind == "classifier" and info.proba and not self._estimator_entry(t)["predict_proba"]:
+            self.error(base + ("metric", "name"), f"metric {t.metric.name} needs predict_proba, which {t.estimator} does not have",
+                       "use accuracy, f1, precision or recall, or an estimator with predict_proba", "metric")
+        if t.split.stratify and regression:
+            self.error(base + ("split", "stratify"), "stratify needs class labels, but this is a regression "
+                       f"({t.estimator if kind == 'regressor' else 'metric ' + t.metric.name})",
+                       "remove stratify, or train a classifier", "split")
+
+    def _estimator_entry(self, t: m.Training) -> dict | None:
+        from . import estimators
+
+        if t.estimator is None or not estimators.is_sklearn(t.estimator):
+            return None
+        return estimators.lookup(t.estimator)
+
+    def estimator(self, t: m.Training) -> str | None:
+        """Check a scikit-learn estimator against the committed table; its kind, or None (unknown)."""
+        from . import estimators
+
+        if t.estimator is None or not estimators.is_sklearn(t.estimator):
+            return None
+        base = ("training",)
+        entry = estimators.lookup(t.estimator)
+        if entry is None:
+            known = estimators.public_paths()
+            cls = t.estimator.rpartition(".")[2]
+            same = [p for p in known if p.rpartition(".")[2] == cls]
+            hint = (f"did you mean '{same[0]}'?" if same else did_you_mean(t.estimator, known)
+                    or did_you_mean(cls, [p.rpartition(".")[2] for p in known]))
+            version = estimators.table()["sklearn_version"]
+            self.error(base + ("estimator",), f"scikit-learn {version} has no estimator '{t.estimator}'",
+                       hint or "give the import path of a scikit-learn classifier or regressor", "estimator")
+            return None
+        if entry["kind"] not in ("classifier", "regressor"):
+            self.error(base + ("estimator",), f"{t.estimator} is not a classifier or regressor",
+                       "training needs an estimator that predicts the label", "estimator")
+            return None
+        if not entry["var_kwargs"]:
+            for name in t.search.parameters:
+                if name not in entry["parameters"]:
+                    self.error(base + ("search", "parameters", name), f"{t.estimator} has no parameter '{name}'",
+                               did_you_mean(name, entry["parameters"]) or f"its parameters: {', '.join(entry['parameters'])}",
+                               "estimator", key=True)
+        missing = [p for p in entry["required"] if p not in t.search.parameters]
+        if missing:
+            self.error(base + ("estimator",), f"{t.estimator} needs parameter(s) {', '.join(missing)}, which the search does not set",
+                       "choose an estimator that works with its defaults", "estimator")
+        return entry["kind"]
 
     def label_keys(self, t: m.Training, cols: dict[str, str]) -> None:
         """Training rows are the label rows: they must carry every join key the features need."""
@@ -523,6 +759,8 @@ class _Checker:
                 entity = self.spec.entity(ent)
                 if entity is not None and entity.join_key not in cols:
                     missing.setdefault((ent, entity.join_key), []).append(view_name)
+                elif entity is not None:
+                    self.entity_type(entity, t.label.source, cols[entity.join_key])
         for (ent, key), needed_by in missing.items():  # one error per key, however many views need it
             names = " and ".join(f"'{v}'" for v in needed_by)
             self.error(("training", "label", "source"),
@@ -567,8 +805,10 @@ class _Checker:
         if d is None:
             return
         base = ("drift",)
-        served = [f for _, f in self.spec.served_features(self.spec.training.feature_service)]
-        for j, feature in enumerate(d.features):
+        service = self.spec.training.feature_service
+        served = [f for _, f in self.spec.served_features(service)]
+        broken = service in self._broken_services or self.spec.service(service) is None
+        for j, feature in enumerate([] if broken else d.features):  # a broken service is reported once, there
             if feature not in served:
                 self.error(base + ("features", j), f"drift feature '{feature}' is not served by feature service '{self.spec.training.feature_service}'",
                            did_you_mean(feature, served) or "monitor features the model actually receives")
@@ -577,6 +817,52 @@ class _Checker:
         if d.action == "rollback" and self.spec.serving.challenger is None:
             self.error(base + ("action",), "action rollback needs a challenger to roll back from",
                        "use alert or retrain, or set serving.challenger", "drift")
+
+
+#: Per warehouse: identifier pattern of each part of ``table``, how many parts it may have,
+#: what the parts are, and the identifier quote the compiler wraps each part in.
+_IDENT = r"[A-Za-z_][A-Za-z0-9_$]*"
+TABLE_DIALECTS: dict[str, tuple[tuple[str, ...], tuple[int, int], str, str]] = {
+    # BigQuery: [project.]dataset.table; project IDs take '-', table names '-' too
+    "bigquery": ((r"[a-z][a-z0-9-]*[a-z0-9]", r"[A-Za-z0-9_]+", r"[A-Za-z0-9_][A-Za-z0-9_-]*"), (2, 3),
+                 "[project.]dataset.table", "`"),
+    "postgres": ((_IDENT, _IDENT), (1, 2), "[schema.]table (at most 63 characters each)", '"'),
+    "redshift": ((_IDENT,), (1, 1), "one table name; the schema is the source's schema:", '"'),
+    "snowflake": ((_IDENT, _IDENT, _IDENT), (1, 3), "[[database.]schema.]table", '"'),
+}
+
+
+def table_problem(dialect: str, table: str) -> str | None:
+    """Why ``table`` is not a table name of ``dialect``, or None."""
+    import re
+
+    patterns, (low, high), shape, _ = TABLE_DIALECTS[dialect]
+    parts = table.split(".")
+    if not low <= len(parts) <= high:
+        return f"expected {shape}"
+    # the last pattern is the table's; earlier parts take the patterns before it, right-aligned
+    for part, pattern in zip(parts, patterns[len(patterns) - len(parts):]):
+        if not re.fullmatch(pattern, part):
+            return f"'{part}' is not a plain identifier (expected {shape})"
+        if dialect in ("postgres", "redshift") and len(part) > 63:
+            return f"'{part}' is over 63 characters"
+    return None
+
+
+def quote_table(dialect: str, table: str, schema: str | None = None) -> str:
+    """The one way mlspec writes a (validated) table name into SQL: every part in the dialect's
+    identifier quotes; Redshift's schema comes from the source's ``schema``."""
+    quote = TABLE_DIALECTS[dialect][3]
+    parts = ([schema] if dialect == "redshift" and schema else []) + table.split(".")
+    return ".".join(f"{quote}{part}{quote}" for part in parts)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def grid_size(search: m.Search) -> int:
@@ -619,7 +905,14 @@ def policy_check(spec: m.Spec, doc: Document, env: Any, env_file: str) -> list[S
     if p.min_replicas is not None and sv.replicas.min < p.min_replicas:
         fail(("serving", "replicas", "min"), f"serving.replicas.min is {sv.replicas.min}, below {p.min_replicas}", "min_replicas")
     if p.require_drift and spec.drift is None:
-        fail((), "no drift policy is set", "require_drift")
+        removed = doc.positions.removed.get(("drift",))
+        if removed is not None:  # an override's `drift: null` took it away: point at that
+            out.append(SpecError(f"this removes the drift policy, which environment '{env.name}' requires "
+                                 "(policy require_drift)", removed.file, removed.line, removed.col,
+                                 hint=f"see {env_file}; keep a drift block for '{env.name}'", code="policy",
+                                 path=("drift",)))
+        else:
+            fail((), "no drift policy is set", "require_drift")
     if p.require_resource_limits and (sv.resources.limits.cpu is None or sv.resources.limits.memory is None):
         fail(("serving", "resources"), "serving sets no CPU and memory limits", "require_resource_limits")
     return out

@@ -181,3 +181,26 @@ def test_valid_via_cli(path: Path, tmp_path: Path) -> None:
         pytest.skip("overrides name corpus environments; covered by test_valid")
     code, report = _cli(path, case.env, tmp_path)
     assert (code, report["ok"], report["errors"]) == (0, True, [])
+
+
+def _items_named(path: Path) -> set[int]:
+    """The numbered findings of issue 7 a corpus file's first comment line names: "(item 9)", "(items 4-7)"."""
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    found: set[int] = set()
+    for lo, hi in re.findall(r"\bitems? (\d+)(?:-(\d+))?\b", first):
+        found.update(range(int(lo), int(hi or lo) + 1))
+    return found
+
+
+def test_every_validation_finding_of_issue_7_has_a_corpus_case() -> None:
+    """Items 4-17 of issue 7 ("what fails at run time is caught by validate") each have a corpus
+    case that names it; items 1-3 (init, run) are functional tests (tests/functional/run_local/
+    test_init_run.py), item 16's pipeline side is tests/generators/test_kubeflow.py."""
+    covered: dict[int, list[str]] = {}
+    for path in VALID + INVALID:
+        for item in _items_named(path):
+            covered.setdefault(item, []).append(path.name)
+    assert set(range(4, 18)) <= set(covered), f"items without a corpus case: {sorted(set(range(4, 18)) - set(covered))}"
+    # the run-time failures the issue lists are refused, not just described: an invalid case each
+    refused = {item for path in INVALID for item in _items_named(path)}
+    assert {4, 5, 6, 7, 8, 9, 10, 14, 15} <= refused

@@ -264,17 +264,23 @@ def _tweak(doc: Any, data: st.DataObject) -> None:
     if not isinstance(doc, dict) or not isinstance(doc.get("training"), dict):
         return
     training = doc["training"]
+    # integer hyper-parameters the spec's estimator takes (validate checks the names, issue 7 item 7)
+    from mlspec import estimators
+
+    entry = estimators.lookup(str(training.get("estimator")))
+    int_params = ["max_depth", "n_estimators", "min_samples_leaf", "max_iter", "max_leaf_nodes", "n_neighbors"]
+    if entry is not None:
+        int_params = [p for p in int_params if p in entry["parameters"]] or ["max_iter"]
     op = data.draw(st.sampled_from(["grid", "random", "split", "parallelism", "threshold", "schedule",
                                     "drop-optional", "labels", "resources"]), label="tweak")
     if op == "grid":
         training["search"] = {"parameters": {
             name: data.draw(st.lists(st.integers(1, 50), min_size=1, max_size=3, unique=True), label=name)
-            for name in data.draw(st.sets(st.sampled_from(["max_depth", "n_estimators", "min_samples_leaf"]),
-                                          max_size=2), label="names")}}
+            for name in data.draw(st.sets(st.sampled_from(int_params), max_size=2), label="names")}}
     elif op == "random":
         training["search"] = {"strategy": "random", "trials": data.draw(st.integers(1, 6), label="trials"),
                               "seed": data.draw(st.integers(0, 99), label="seed"),
-                              "parameters": {"max_depth": {"min": 1, "max": 8, "type": "int"}}}
+                              "parameters": {int_params[0]: {"min": 1, "max": 8, "type": "int"}}}
     elif op == "split":
         training["split"] = {"test_size": data.draw(st.sampled_from([0.1, 0.25, 0.5]), label="test size"),
                              "seed": data.draw(st.integers(0, 2**31), label="split seed")}

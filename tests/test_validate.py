@@ -246,21 +246,27 @@ def test_kafka_view_uses_the_batch_sources_columns() -> None:
     assert (err.message, err.hint) == ("field 'tenure_months' is not a column of source 'customers'", "did you mean 'tenure'?")
 
 
+#: An estimator outside scikit-learn: its parameter names are not checked (no table knows them).
+CUSTOM = "acme.models.Custom"
+
+
 def test_grid_size_and_cap() -> None:
     assert v.grid_size(m.Search()) == 1
     assert v.grid_size(m.Search(parameters={"a": [1, 2, 3], "b": [1, 2]})) == 6
     assert v.grid_size(m.Search(strategy="random", trials=7, parameters={"a": [1]})) == 7
     params = "".join(f"      p{i}: [1, 2]\n" for i in range(8))  # 2**8 = 256: at the cap
-    assert errors_of(edit("  estimator:", f"  search:\n    parameters:\n{params}  estimator:")) == []
+    custom = ("sklearn.linear_model.LogisticRegression", CUSTOM)
+    assert errors_of(edit("  estimator:", f"  search:\n    parameters:\n{params}  estimator:", *custom)) == []
     params += "      p8: [1, 2]\n"  # 512
-    [err] = errors_of(edit("  estimator:", f"  search:\n    parameters:\n{params}  estimator:"))
+    [err] = errors_of(edit("  estimator:", f"  search:\n    parameters:\n{params}  estimator:", *custom))
     assert (err.line, err.col, err.code) == (25, 5, "grid-size")  # the parameters: key
     assert err.message == "the grid has 512 combinations (2 × 2 × 2 × 2 × 2 × 2 × 2 × 2 × 2); the cap is 256"
 
 
 def test_random_search_is_not_capped_by_the_grid() -> None:
     big = "".join(f"      p{i}: [1, 2, 3, 4]\n" for i in range(6))  # 4096 combinations
-    text = edit("  estimator:", f"  search:\n    strategy: random\n    trials: 50\n    parameters:\n{big}  estimator:")
+    text = edit("  estimator:", f"  search:\n    strategy: random\n    trials: 50\n    parameters:\n{big}  estimator:",
+                "sklearn.linear_model.LogisticRegression", CUSTOM)
     assert errors_of(text) == []
 
 
@@ -373,5 +379,5 @@ def test_drift_reference_and_actions() -> None:
         (35, 11, "action rollback needs a challenger to roll back from"),
     ]
     assert where(errors_of(MINIMAL + drift.replace("threshold: 0.3", "p_value: 0.3").format(ref="{path: s3://r}", action="alert"))) == [
-        (30, 1, "drift: psi uses threshold, not p_value"),
+        (32, 12, "drift.p_value: psi uses threshold, not p_value"),
     ]

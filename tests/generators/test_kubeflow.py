@@ -775,3 +775,78 @@ def test_version_key_is_stable_and_imports_no_kfp():
             "assert a == k.version_key() and len(a) == 64; print('kfp' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("uri,package", [("s3://lake/customers.parquet", "s3fs==2026.9.0"),
+                                         ("gs://lake/customers.parquet", "gcsfs==2026.10.1"),
+                                         ("abfs://lake@acct.dfs.core.windows.net/customers.parquet", "adlfs==2026.8.0"),
+                                         ("az://lake/customers.parquet", "adlfs==2026.8.0")])
+def test_ingest_step_installs_the_filesystem_of_its_uri(uri, package):
+    """Issue 7 item 16: a remote file source's ingest step installs what fsspec needs for its scheme."""
+    ctx = variant("churn", lambda data: source(data, "customers").update(path=uri))
+    art = kf.generate(ctx)[0]
+    ir = art.content[0] if art.multi_document else art.content
+    commands = {n: " ".join(e["container"]["command"]) for n, e in ir["deploymentSpec"]["executors"].items()}
+    ingest = [c for c in commands.values() if "def ingest_file" in c]
+    assert ingest and any(package in c for c in ingest)
+
+
+def test_a_local_run_names_the_filesystem_package_it_lacks():
+    """Issue 7 item 16: `run --local` refuses up front, naming the package, rather than failing in
+    the step with fsspec's "Install s3fs"."""
+    import importlib.util
+
+    from mlspec.run_local import preflight
+
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed here")
+    ctx = variant("churn", lambda data: source(data, "customers").update(path="s3://lake/customers.csv"))
+    problem = preflight(ctx)
+    assert problem is not None and "s3fs for customers (s3://)" in problem and "s3fs==2026.9.0" in problem
+
+
+def test_train_candidate_writes_a_nan_score_as_a_string_in_metadata(tmp_path):
+    """Issue 7 item 1: roc_auc on a one-class test split is NaN; the step completes (protobuf
+    metadata cannot hold NaN) and reports the NaN score for select_best to rank last."""
+    import numpy as np
+
+    from mlspec.generators.kubeflow_components import train_candidate
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=40), "y": [1, 1] + [0] * 38})
+    features = _write(tmp_path, "f", frame)
+    model = _artifact(tmp_path / "model")
+    with pytest.warns(Warning):  # scikit-learn: roc_auc is undefined with one class
+        result = json.loads(train_candidate(
+            candidate="{}", estimator="sklearn.linear_model.LogisticRegression", feature_columns='["a"]', label="y",
+            metric="roc_auc", test_size=0.25, split_seed=0, stratify=False, features=features, model=model))
+    assert math.isnan(result["score"])
+    assert model.metadata["roc_auc"] == "nan"
+    json.dumps(model.metadata, allow_nan=False)  # representable as a protobuf Struct
+
+
+def test_table_names_are_quoted_one_way_for_every_dialect():
+    """Issue 7 item 17: the compiler quotes each validated part of a table name with the
+    dialect's identifier quotes; the step splices nothing else (``query`` stays raw SQL)."""
+    from mlspec.validate import quote_table, table_problem
+
+    assert quote_table("bigquery", "acme-analytics.sales.orders") == "`acme-analytics`.`sales`.`orders`"
+    assert quote_table("postgres", "public.loans") == '"public"."loans"'
+    assert quote_table("redshift", "sessions", "web") == '"web"."sessions"'
+    assert quote_table("snowflake", "SALES.PUBLIC.TX") == '"SALES"."PUBLIC"."TX"'
+    assert table_problem("postgres", 'loans"; DROP TABLE x; --') is not None
+    assert table_problem("bigquery", "orders") == "expected [project.]dataset.table"
+    assert table_problem("snowflake", "a.b.c.d") is not None
+
+    def mutate(data):
+        labels = source(data, "labels")
+        labels.clear()
+        labels.update({"name": "labels", "type": "redshift", "cluster_id": "c1", "region": "eu-west-1",
+                       "database": "crm", "schema": "marts", "table": "churn_labels", "user": "reader",
+                       "timestamp": "event_timestamp",
+                       "columns": {"customer_id": "int64", "churned": "int64", "event_timestamp": "unix_timestamp"}})
+
+    art = kf.generate(variant("churn", mutate))[0]
+    ir = art.content[0] if art.multi_document else art.content
+    task = root_tasks_by_display(ir)["ingest labels"]
+    assert task["inputs"]["parameters"]["table"]["runtimeValue"]["constant"] == '"marts"."churn_labels"'
