@@ -75,7 +75,11 @@ Windowed aggregations and CSV sources: prepared tables
 Training through Feast
     :func:`training_step` gives what the pipeline's feature step needs (feature service,
     entity-frame columns, the repository files and the prepare plan); the step body is
-    :func:`mlspec.generators.feast_components.feast_training_features`.
+    :func:`mlspec.generators.feast_components.feast_training_features`.  The Kubeflow target
+    puts it in place of its joins (``kubeflow.feast_step``, with the spec's owner, description
+    and labels left out of the repository); ``mlspec run --local`` runs the same body in a
+    Python with Feast (``--feast-python`` / ``$MLSPEC_FEAST_PYTHON``) through
+    ``feast_components.feast_training_features_local``.
 
 Module API: :data:`target`, :class:`Settings`, :func:`generate`, :func:`rules`,
 :func:`feature_store_config`, :func:`definitions`, :func:`prepare_plan`,

@@ -13,6 +13,11 @@ its own work folder; the registry holds only what the repository defines), prepa
 tables of prepared views from the same source files (``feast_prepare.prepare_tables``,
 passed in as source text), and fills count features with 0 where the entity has no rows
 yet, as the pipeline does.
+
+``mlspec run --local`` runs every step in mlspec's own interpreter, which has no Feast:
+there :func:`feast_training_features_local` runs the source text of the very same
+:func:`feast_training_features` with a Python that has Feast, in a subprocess.
+:func:`chain_snapshot` keeps the data lineage the joins kept (one per view source).
 """
 
 from kfp.dsl import Dataset, Input, Output
@@ -101,3 +106,68 @@ def feast_training_features(
     names = [c for c in result.columns if c not in frame.columns]
     print(f"feast: {len(result)} training rows, {len(names)} features from service {feature_service}", flush=True)
     return json.dumps({"rows": int(len(result)), "features": names}, sort_keys=True)
+
+
+#: Runs :func:`feast_training_features` in a Feast interpreter (``mlspec run --local``).
+_LOCAL_RUNNER = '''
+import json, sys, types
+request = json.load(open(sys.argv[1], encoding="utf-8"))
+namespace = {}
+exec(compile("from __future__ import annotations\\n" + request["source"], "feast_components.py", "exec"), namespace)
+result = namespace["feast_training_features"](**request["args"], entity=types.SimpleNamespace(path=request["entity"]),
+                                               joined=types.SimpleNamespace(path=request["joined"]))
+open(sys.argv[2], "w", encoding="utf-8").write(json.dumps(result))
+'''
+
+
+def feast_training_features_local(
+    feast_python: str,
+    step_source: str,
+    runner_source: str,
+    repo: str,
+    roots: str,
+    data_root: str,
+    prepare_source: str,
+    prepare_plan: str,
+    feature_service: str,
+    count_features: str,
+    entity: Input[Dataset],
+    joined: Output[Dataset],
+) -> str:
+    """The same step for ``mlspec run --local``, whose interpreter has no Feast: runs the very
+    source of :func:`feast_training_features` (``step_source``) with ``feast_python`` in a
+    subprocess (``runner_source``: :data:`_LOCAL_RUNNER`), with the same arguments and paths."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    work = tempfile.mkdtemp(prefix="feast-step-")
+    request = {"source": step_source, "entity": entity.path, "joined": joined.path,
+               "args": {"repo": repo, "roots": roots, "data_root": data_root, "prepare_source": prepare_source,
+                        "prepare_plan": prepare_plan, "feature_service": feature_service,
+                        "count_features": count_features}}
+    paths = {name: os.path.join(work, name) for name in ("request.json", "result.json", "runner.py")}
+    with open(paths["request.json"], "w", encoding="utf-8") as handle:
+        json.dump(request, handle)
+    with open(paths["runner.py"], "w", encoding="utf-8") as handle:
+        handle.write(runner_source)
+    os.makedirs(os.path.dirname(joined.path) or ".", exist_ok=True)
+    proc = subprocess.run([feast_python, paths["runner.py"], paths["request.json"], paths["result.json"]], cwd=work,
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore", "FEAST_USAGE": "False"})
+    print(proc.stdout + proc.stderr, flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the Feast step failed in {feast_python} (exit {proc.returncode}): "
+                           + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+    with open(paths["result.json"], encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def chain_snapshot(upstream: str, source_name: str, source_sha256: str) -> str:
+    """Extends the data-snapshot lineage of ``upstream`` (JSON with ``snapshots``) with one source,
+    as the pipeline's join steps do: with Feast, one per source of the service's views."""
+    import json
+
+    return json.dumps({"snapshots": {**json.loads(upstream).get("snapshots", {}), source_name: source_sha256}},
+                      sort_keys=True)

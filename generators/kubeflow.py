@@ -40,7 +40,7 @@ The schedule: why a CronJob and not a ScheduledWorkflow
     committed Pipeline/PipelineVersion by *name*, finds or creates an experiment named
     after the spec, and creates a run.  The trigger script is
     :func:`mlspec.generators.kubeflow_components.trigger_run` (stdlib only, unit-tested).
-    Cron macros are expanded to five fields; the zone is ``Etc/UTC``; overlapping runs
+    Cron macros are expanded to five fields; the zone is ``training.timezone`` (default ``Etc/UTC``); overlapping runs
     are forbidden.  The CronJob runs in the environment's namespace with
     ``training.service_account`` (default ``default-editor``, the account Kubeflow
     profiles give to namespace workloads); runs are created with the same service account.
@@ -54,6 +54,13 @@ The pipeline
     every hyper-parameter candidate in a ``dsl.ParallelFor`` (``parallelism`` from the
     spec) → ``dsl.Collected`` fan-in → select the best → quality gate → register.
     The label source carries every join key of the service's views (validation checks it).
+    When Feast serves the features (``features.feature_store``, the default; decided by the
+    spec alone, and :func:`rules` requires the feast target's settings), one Feast step
+    (:func:`mlspec.generators.feast_components.feast_training_features`, image installing
+    :data:`mlspec.generators.feast.FEAST_PIN`) replaces the joins: the entity frame goes to
+    ``get_historical_features`` with ``training.feature_service`` after every source's checks,
+    and its ``joined`` table feeds training; small ``chain_snapshot`` steps keep the data
+    lineage of the views' sources.  The IR then reads ``env.feast``.
     Relative data paths resolve against the pipeline parameter ``data_root`` (default
     ``<storage.artifacts>/data/<spec name>``); URIs are read as they are.  Models go to
     ``registry_root`` (default ``storage.models``, else ``<storage.artifacts>/models``).
@@ -156,7 +163,8 @@ class Settings(Model):
 
 
 #: What the artefacts read of the resolved spec and environment (see mlspec.inputs).
-IR_READS = ("spec.data", "spec.features", "spec.training", "env.storage", "env.kubeflow")
+#: ``env.feast``: the Feast step (``features.feature_store``) applies the feast target's repository.
+IR_READS = ("spec.data", "spec.features", "spec.training", "env.storage", "env.kubeflow", "env.feast")
 PIPELINE_READS = (*IR_READS, "spec.labels", "spec.description")
 SCHEDULE_READS = (*IR_READS, "spec.labels")
 
@@ -403,14 +411,32 @@ def _cheap_task_checks():
         pipeline_task.PipelineTask._ensure_container_spec_exists = original
 
 
-def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VERSION_PLACEHOLDER):
+def feast_step(ctx: Context):
+    """The Feast feature step's arguments (:func:`mlspec.generators.feast.training_step`), or None
+    when the spec opts out of the feature store (``features.feature_store: false``).  Decided by
+    the spec alone; validation requires the feast target's settings (:func:`rules`).  The
+    repository is built without the spec's owner, description and labels (documentation, which
+    does not change a join), so a documentation edit is not a new pipeline."""
+    if not ctx.spec.features.feature_store:
+        return None
+    from mlspec.generators import feast as ft
+
+    spec = ctx.spec.model_copy(update={"owner": "-", "description": None, "labels": {}})
+    return ft.training_step(dataclasses.replace(ctx, spec=spec, target="feast"))
+
+
+def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VERSION_PLACEHOLDER,
+                   feast_python: str | None = None):
     """The spec's training pipeline as a KFP ``GraphComponent``, named ``version_name``
     (:func:`compile_ir` replaces the placeholder with the content-addressed name).
 
     ``local=True`` builds the same graph for ``mlspec run --local``: the steps then install
     nothing (no ``pip install`` of kfp or the pinned packages into the running
     environment; the current interpreter must already have them) -- everything else,
-    including the step code, is identical."""
+    including the step code, is identical.  When the features are served by Feast
+    (:func:`feast_step`), one Feast step replaces the per-view joins; locally it runs the same
+    step body with ``feast_python`` (an interpreter with Feast) in a subprocess, which
+    ``feast_python`` must then name."""
     from kfp import dsl
 
     from mlspec.generators import kubeflow_components as steps
@@ -446,6 +472,22 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
                                _packages(("scikit-learn",) if model_format else (),
                                          p.fs_schemes if _scheme(p.registry_root) else ()))
     train = _train_component(ctx, p, component, dsl)
+    feast = feast_step(ctx)
+    if feast is not None:
+        import inspect
+
+        from mlspec.generators import feast_components as fc
+
+        if local:
+            if not feast_python:
+                raise ValueError("this spec reads its features through Feast: a local run needs feast_python")
+            feast_features = component(fc.feast_training_features_local)
+            feast_local = dict(feast_python=feast_python, step_source=inspect.getsource(fc.feast_training_features),
+                               runner_source=fc._LOCAL_RUNNER)
+        else:
+            feast_features = component(fc.feast_training_features, list(feast.packages))
+            feast_local = {}
+        chain_snapshot = component(fc.chain_snapshot)
 
     sources = {s.name: s for s in spec.data.sources}
     items = [canonical(c) for c in p.candidates]
@@ -481,7 +523,19 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
         entity.set_display_name("label table")
         entity.after(*checked[p.label_source])
         table, lineage_so_far = entity.outputs["entity"], entity.outputs["Output"]
-        for join in p.joins:
+        if feast is not None:
+            task = feast_features(
+                repo=feast.repo, roots=feast.roots, data_root=data_root, prepare_source=feast.prepare_source,
+                prepare_plan=feast.prepare_plan, feature_service=feast.feature_service,
+                count_features=json.dumps(list(feast.count_features)), entity=table, **feast_local)
+            task.set_display_name(f"features {feast.feature_service} (Feast)")
+            task.after(*[c for step in p.ingests for c in checked[step.name]])
+            table = task.outputs["joined"]
+            for name in dict.fromkeys(join.source for join in p.joins):  # lineage, as the joins keep it
+                link = chain_snapshot(upstream=lineage_so_far, source_name=name, source_sha256=snapshots[name])
+                link.set_display_name(f"lineage {name}")
+                lineage_so_far = link.outputs["Output"]
+        for join in (() if feast is not None else p.joins):
             chain = dict(source_name=join.source, source_sha256=snapshots[join.source], upstream=lineage_so_far)
             if join.kind == "aggregations":
                 task = join_aggregations(
@@ -576,11 +630,15 @@ def _train_component(ctx: Context, p: Plan, component, dsl):
         metric=training.metric.name, test_size=training.split.test_size,
         split_seed=training.split.seed, stratify=training.split.stratify,
     )
+    split = training.split
+    # a time split orders the rows by the label timestamp, which the feature table carries
+    timed = dict(split_strategy="time", timestamp=p.label_timestamp, cutoff=split.cutoff or "",
+                 gap_seconds=units.parse_duration(split.gap) if split.gap else 0) if split.strategy == "time" else {}
     if training.container is None:
         op = component(_steps().train_candidate, _packages(TRAIN_PACKAGES))
 
         def run(features, candidate):
-            task = op(candidate=candidate, estimator=training.estimator, features=features, **common)
+            task = op(candidate=candidate, estimator=training.estimator, features=features, **common, **timed)
             return _resources(task.set_display_name("train candidate"), training)
 
         return run
@@ -592,6 +650,9 @@ def _train_component(ctx: Context, p: Plan, component, dsl):
              "--feature-columns", common["feature_columns"], "--label", common["label"],
              "--metric", common["metric"], "--test-size", str(common["test_size"]),
              "--split-seed", str(common["split_seed"]), "--stratify", str(common["stratify"]).lower()]
+    if timed:  # only for a time split, so existing training images see the arguments they know
+        fixed += ["--split-strategy", "time", "--timestamp", timed["timestamp"],
+                  *(["--cutoff", timed["cutoff"]] if timed["cutoff"] else []), "--gap-seconds", str(timed["gap_seconds"])]
 
     @dsl.container_component
     def train_container(features: Input[Dataset], candidate: str, model: Output[Model], result: OutputPath(str)):
@@ -752,7 +813,7 @@ def schedule_cronjob(ctx: Context, version: str) -> dict | None:
                      "annotations": {**ctx.annotations(), "mlspec.io/pipeline-version": version}},
         "spec": {
             "schedule": units.parse_cron(training.schedule),
-            "timeZone": "Etc/UTC",
+            "timeZone": training.timezone,
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 3600,
             "successfulJobsHistoryLimit": 3,
@@ -831,6 +892,11 @@ def rules(rc) -> None:
         rc.env_error(path, f"the Kubeflow pipeline root {root} is not an object store the KFP launcher can write to",
                      f"use a {', '.join(s + '://' for s in PIPELINE_ROOT_SCHEMES)} URI, or set kubeflow.pipeline_root "
                      "to one", code="kubeflow")
+    if rc.spec.features.feature_store and "feast" not in type(env).model_fields:
+        rc.error(("features", "feature_store"), "the training pipeline reads its features through Feast "
+                 "(features.feature_store), which needs the feast target, and it is not installed",
+                 "install mlspec's feast target, or set features.feature_store: false to compute the features "
+                 "in the pipeline", code="kubeflow")
     for i, src in enumerate(rc.spec.data.sources):
         scheme = _scheme(src.path) if src.type == "file" else None
         if scheme is not None and scheme not in FS_PACKAGES and scheme not in BUILTIN_FS_SCHEMES:

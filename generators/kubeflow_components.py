@@ -544,11 +544,20 @@ def train_candidate(
     stratify: bool,
     features: Input[Dataset],
     model: Output[Model],
+    split_strategy: str = "random",
+    timestamp: str = "",
+    cutoff: str = "",
+    gap_seconds: int = 0,
 ) -> str:
     """Fit ``estimator`` with the candidate's hyper-parameters on the training split and
     score it on the hold-out.  ``random_state`` is the split seed unless the candidate
     sets it.  Estimators that do not accept NaN get a median imputer in front
-    (``sklearn.pipeline``); the saved model is whatever was fitted."""
+    (``sklearn.pipeline``); the saved model is whatever was fitted.
+
+    ``split_strategy="time"`` orders the rows by the label ``timestamp`` column: the hold-out
+    is every row at or after the boundary -- ``cutoff`` (ISO 8601, naive means UTC) or the
+    timestamp of the row that starts the latest ``test_size`` fraction (rows sharing it are
+    all held out) -- and the training rows are those more than ``gap_seconds`` before it."""
     import importlib
     import inspect
     import json
@@ -566,8 +575,41 @@ def train_candidate(
     frame = pd.read_parquet(features.path)
     X = frame[columns]
     y = frame[label]
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=split_seed, stratify=y if stratify else None)
+    split_info = {"strategy": split_strategy}
+    if split_strategy == "time":
+        def fail(message: str):
+            print(f"MLSPEC-FAILURE: {message}", flush=True)
+            raise ValueError(message)
+
+        if timestamp not in frame.columns:
+            fail(f"time split: the feature table has no label timestamp column '{timestamp}'")
+        ts = pd.to_datetime(frame[timestamp], utc=True)
+        known = ts.notna().to_numpy()
+        if not known.any():
+            fail(f"time split: no row has a label timestamp in '{timestamp}'")
+        if cutoff:
+            boundary = pd.Timestamp(cutoff)
+            boundary = boundary.tz_localize("UTC") if boundary.tzinfo is None else boundary.tz_convert("UTC")
+        else:
+            ordered = ts[known].sort_values(kind="mergesort")
+            n_test = int(math.ceil(test_size * len(ordered)))  # as train_test_split rounds the test part
+            boundary = ordered.iloc[len(ordered) - max(n_test, 1)]
+        gap = pd.Timedelta(seconds=int(gap_seconds))
+        test_mask = known & (ts >= boundary).to_numpy()
+        train_mask = known & (ts < boundary - gap).to_numpy()
+        if not test_mask.any() or not train_mask.any():
+            part = "hold-out" if not test_mask.any() else "training part"
+            fail(f"time split: the {part} is empty (labels {ts.min()} .. {ts.max()}, hold-out from {boundary}"
+                 + (f", gap {gap}" if gap_seconds else "") + ")")
+        X_train, X_test, y_train, y_test = X[train_mask], X[test_mask], y[train_mask], y[test_mask]
+        split_info.update(test_from=boundary.isoformat(), train_until=ts[train_mask].max().isoformat(),
+                          embargoed=int((known & ~test_mask & ~train_mask).sum()))
+        print(f"time split: train {int(train_mask.sum())} rows until {split_info['train_until']}, "
+              f"hold-out {int(test_mask.sum())} rows from {split_info['test_from']}, "
+              f"{split_info['embargoed']} in the gap", flush=True)
+    else:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=test_size, random_state=split_seed, stratify=y if stratify else None)
 
     module_name, _, class_name = estimator.rpartition(".")
     factory = getattr(importlib.import_module(module_name), class_name)
@@ -592,9 +634,19 @@ def train_candidate(
         scores = fitted.predict_proba(X_test)
         return scores[:, 1] if scores.shape[1] == 2 else scores
 
-    if metric == "roc_auc":
+    if metric in ("roc_auc", "gini"):
         p = proba()
         score = skm.roc_auc_score(y_test, p) if p.ndim == 1 else skm.roc_auc_score(y_test, p, multi_class="ovr")
+        if metric == "gini":  # the Gini coefficient (accuracy ratio) of credit scoring: 2·AUC − 1
+            score = 2 * score - 1
+    elif metric == "pr_auc":  # area under the precision-recall curve (average precision)
+        p = proba()
+        if p.ndim == 1:
+            score = skm.average_precision_score(y_test, p, pos_label=fitted.classes_[1])
+        else:  # one-vs-rest, macro-averaged over the classes
+            from sklearn.preprocessing import label_binarize
+
+            score = skm.average_precision_score(label_binarize(y_test, classes=fitted.classes_), p, average="macro")
     elif metric == "log_loss":
         score = skm.log_loss(y_test, fitted.predict_proba(X_test), labels=list(fitted.classes_))
     elif metric in ("accuracy", "f1", "precision", "recall"):
@@ -609,6 +661,7 @@ def train_candidate(
         predicted = fitted.predict(X_test)
         mse = skm.mean_squared_error(y_test, predicted)
         score = {"r2": skm.r2_score(y_test, predicted), "mae": skm.mean_absolute_error(y_test, predicted),
+                 "mape": skm.mean_absolute_percentage_error(y_test, predicted),
                  "mse": mse, "rmse": math.sqrt(mse)}[metric]
     score = float(score)
 
@@ -620,6 +673,8 @@ def train_candidate(
                            metric: score if math.isfinite(score) else "nan"})
     result = {"params": params, "score": score, "metric": metric,
               "n_train": int(len(X_train)), "n_test": int(len(X_test))}
+    if split_strategy == "time":
+        result["split"] = split_info
     print(f"candidate {json.dumps(params, sort_keys=True)}: {metric} = {score:.6f}", flush=True)
     return json.dumps(result, sort_keys=True)
 

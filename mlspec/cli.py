@@ -113,11 +113,16 @@ def diff(paths, env, env_dir, out_root, targets, jobs) -> None:
               help="Folder of environment files (default: nearest environments/ above the spec).")
 @click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".mlspec-run"),
               show_default=True, help="Where the model, metrics and pipeline artefacts go.")
-def run(spec: Path, local: bool, env: str | None, env_dir: Path | None, out_dir: Path) -> None:
+@click.option("--feast-python", default=None,
+              help="Python with Feast installed, for the Feast feature step of a spec whose features Feast "
+                   "serves (default: $MLSPEC_FEAST_PYTHON).")
+def run(spec: Path, local: bool, env: str | None, env_dir: Path | None, out_dir: Path,
+        feast_python: str | None) -> None:
     """Run SPEC's training pipeline locally (kfp.local): ingest, checks, features, grid, gate, register."""
     from . import commands
 
-    sys.exit(commands.guarded("text", lambda: commands.run_local(spec, env, env_dir, out_dir)))
+    sys.exit(commands.guarded("text", lambda: commands.run_local(spec, env, env_dir, out_dir,
+                                                                 feast_python=feast_python)))
 
 
 @main.command()

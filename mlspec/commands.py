@@ -326,8 +326,9 @@ def diff(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, o
 
 
 def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_dir: Path,
-              out: IO[str] | None = None) -> int:
-    """`mlspec run SPEC --local`: run the training pipeline with kfp.local."""
+              out: IO[str] | None = None, feast_python: str | None = None) -> int:
+    """`mlspec run SPEC --local`: run the training pipeline with kfp.local (``feast_python``:
+    ``--feast-python``, the Python with Feast of a Feast feature step)."""
     from . import registry
     from .compiler import context
 
@@ -346,7 +347,8 @@ def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_d
     chosen = resolved[0]
     from .run_local import run_local as run
 
-    return run(context(chosen, registry.select(["kubeflow"])[0]), chosen.base_dir, out_dir, out)
+    extra = {"feast_python": feast_python} if feast_python else {}
+    return run(context(chosen, registry.select(["kubeflow"])[0]), chosen.base_dir, out_dir, out, **extra)
 
 
 # --------------------------------------------------------------------------- editing commands

@@ -390,17 +390,26 @@ class Search(Model):
 
 class Metric(Model):
     name: Literal[
-        "accuracy", "f1", "precision", "recall", "roc_auc", "log_loss",
-        "r2", "mae", "mse", "rmse",
+        "accuracy", "f1", "precision", "recall", "roc_auc", "pr_auc", "gini", "log_loss",
+        "r2", "mae", "mape", "mse", "rmse",
     ]
     goal: Literal["maximize", "minimize"]
     threshold: float = Field(description="Quality gate: the best candidate must reach this.")
 
 
 class Split(Model):
-    test_size: float = Field(0.2, gt=0, lt=1)
+    strategy: Literal["random", "time"] = Field(
+        "random", description="random: a shuffled hold-out; time: the hold-out is the latest labels by the label "
+        "source's timestamp (the model is judged on the future, never trained on it).")
+    test_size: float = Field(0.2, gt=0, lt=1, description="Fraction held out (time: the latest fraction; rows sharing "
+                             "the boundary timestamp are all held out). Not with cutoff.")
+    cutoff: Annotated[str, AfterValidator(units.check_timestamp)] | None = Field(
+        None, description="time only: hold out every label at or after this ISO 8601 timestamp (naive means UTC), "
+        "instead of test_size.")
+    gap: Duration | None = Field(None, description="time only: embargo; training labels are more than this before "
+                                 "the first held-out label (e.g. the forecast horizon).")
     seed: int = 42
-    stratify: bool = False
+    stratify: bool = Field(False, description="random only: keep the class proportions in both parts.")
 
 
 class Training(Model):
@@ -413,6 +422,8 @@ class Training(Model):
     metric: Metric
     split: Split = Field(default_factory=Split)
     schedule: Cron | None = None
+    timezone: str = Field("Etc/UTC", description="IANA time zone of the schedule (the CronJob's timeZone), "
+                          "e.g. Europe/Berlin; checked against the tz database.")
     resources: Resources = Field(default_factory=Resources)
     image: str | None = Field(None, pattern=IMAGE, description="Image for the pipeline's Python steps.")
     service_account: K8sLabel | None = None

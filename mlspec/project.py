@@ -121,7 +121,7 @@ def read_columns_cached(path: Path, fmt: str | None) -> dict[str, str]:
 
 def _load_env(env_dir: Path, name: str, known: list[str], cache: dict,
               model: type[envs.Environment]) -> tuple[envs.Environment, Document, str, Path]:
-    key = (env_dir.resolve(), name)
+    key = (env_dir.resolve() if env_dir is not None else None, name)
     if key not in cache:
         path = envs.environment_path(env_dir, name, known)
         display = display_path(path)

@@ -5,7 +5,9 @@ built with ``local=True`` -- identical steps and graph, except that the steps in
 packages: they run in this interpreter (``kfp.local.SubprocessRunner(use_venv=False)``),
 so a local run never pip-installs into, or downgrades, the user's environment.  The
 pipeline parameters are ``data_root`` = the spec's folder (relative data paths resolve
-there) and ``registry_root`` = ``<out>/registry``.
+there) and ``registry_root`` = ``<out>/registry``.  When Feast serves the features, the Feast
+feature step runs its body with the Python named by ``--feast-python`` / ``$MLSPEC_FEAST_PYTHON``
+(:func:`feast_interpreter`; without one the run stops before starting, exit 2).
 
 Everything the run writes goes below ``out_dir``: ``pipeline-root/`` (kfp's task outputs),
 ``registry/<spec>/<version>/`` (model, metrics.json, params.json, lineage.json),
@@ -58,7 +60,13 @@ def _last_error(log_text: str) -> str | None:
     return errors[-1] if errors else None
 
 
-def preflight(ctx: Context) -> str | None:
+def feast_interpreter(feast_python: str | None = None) -> str | None:
+    """The Python with Feast a local run uses: ``feast_python`` (``--feast-python``), else
+    ``$MLSPEC_FEAST_PYTHON``, else None."""
+    return feast_python or os.environ.get("MLSPEC_FEAST_PYTHON") or None
+
+
+def preflight(ctx: Context, feast_python: str | None = None) -> str | None:
     """Why this spec cannot run locally, or None."""
     from .generators import kubeflow
 
@@ -88,7 +96,22 @@ def preflight(ctx: Context) -> str | None:
         pins = " ".join(f"'{kubeflow.PINS[pkg]}'" for pkg in sorted(needs))
         which = "; ".join(f"{pkg} for {', '.join(names)}" for pkg, names in sorted(needs.items()))
         return f"mlspec run --local reads remote data files through fsspec and needs {which}: pip install {pins}"
+    if ctx.spec.features.feature_store:
+        python = feast_interpreter(feast_python)
+        if not python:
+            return ("this spec reads its training features through Feast (features.feature_store), and Feast "
+                    "cannot share this environment (it pins pandas<3): give a Python with "
+                    f"feast=={_feast_version()} with --feast-python PATH or $MLSPEC_FEAST_PYTHON, "
+                    "or set features.feature_store: false")
+        if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+            return f"the Feast interpreter {python} (--feast-python or $MLSPEC_FEAST_PYTHON) is not an executable file"
     return None
+
+
+def _feast_version() -> str:
+    from .generators import feast
+
+    return feast.FEAST_VERSION
 
 
 @contextlib.contextmanager
@@ -109,10 +132,12 @@ def _captured(log_path: Path):
             root.setLevel(level)
 
 
-def run_local(resolved_ctx: Context, base_dir: Path, out_dir: Path, console_out: IO[str]) -> int:
-    """Run the training pipeline locally; print a summary to ``console_out``; return the exit code."""
+def run_local(resolved_ctx: Context, base_dir: Path, out_dir: Path, console_out: IO[str],
+              feast_python: str | None = None) -> int:
+    """Run the training pipeline locally; print a summary to ``console_out``; return the exit code.
+    ``feast_python``: the Python with Feast of the Feast feature step (default ``$MLSPEC_FEAST_PYTHON``)."""
     console = _console(console_out)
-    problem = preflight(resolved_ctx)
+    problem = preflight(resolved_ctx, feast_python)
     if problem:
         console.print(f"[red]error:[/red] {problem}")
         return 2
@@ -129,14 +154,16 @@ def run_local(resolved_ctx: Context, base_dir: Path, out_dir: Path, console_out:
     metric = spec.training.metric
     p = kubeflow.plan(resolved_ctx)
     version = kubeflow.pipeline_version_name(resolved_ctx)
+    python = feast_interpreter(feast_python) if spec.features.feature_store else None
+    features = f"features through Feast ({python})" if python else f"{len(p.joins)} feature join(s)"
     console.print(f"running [bold]{escape(version)}[/bold] locally: {len(p.ingests)} source(s), "
-                  f"{len(p.joins)} feature join(s), {len(p.candidates)} candidate(s) "
+                  f"{escape(features)}, {len(p.candidates)} candidate(s) "
                   f"(log: {escape(str(log_path))})")
 
     started = time.monotonic()
     import kfp.local
 
-    pipeline = kubeflow.build_pipeline(resolved_ctx, local=True, version_name=version)
+    pipeline = kubeflow.build_pipeline(resolved_ctx, local=True, version_name=version, feast_python=python)
     kfp.local.init(
         runner=kfp.local.SubprocessRunner(use_venv=False),
         pipeline_root=str(out_dir / "pipeline-root"),

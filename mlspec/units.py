@@ -26,6 +26,28 @@ def check_duration(text: str) -> str:
     return text
 
 
+# --- timestamps: 2024-06-01, 2024-06-01T12:00:00, 2024-06-01T12:00:00+02:00 ---------------
+
+
+def parse_timestamp(text: str):
+    """An ISO 8601 date or date-time as an aware :class:`datetime.datetime` (naive means UTC)."""
+    from datetime import datetime, timezone
+
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?", text):
+        raise ValueError(f"'{text}' is not an ISO 8601 timestamp such as 2024-06-01 or 2024-06-01T00:00:00Z")
+    try:
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a valid date or time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def check_timestamp(text: str) -> str:
+    """Validate an ISO 8601 timestamp and return it unchanged (a pydantic validator)."""
+    parse_timestamp(text)
+    return text
+
+
 # --- cron -----------------------------------------------------------------------------------
 
 _CRON_MACROS = {

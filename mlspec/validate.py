@@ -8,6 +8,7 @@ data files); :func:`policy_check` enforces an environment's caps on a resolved s
 
 from __future__ import annotations
 
+import functools
 import math
 import typing
 from pathlib import Path
@@ -44,9 +45,12 @@ METRICS: dict[str, MetricInfo] = {
     "precision": MetricInfo("maximize", 0.0, 1.0, "classifier"),
     "recall": MetricInfo("maximize", 0.0, 1.0, "classifier"),
     "roc_auc": MetricInfo("maximize", 0.0, 1.0, "classifier", proba=True),
+    "pr_auc": MetricInfo("maximize", 0.0, 1.0, "classifier", proba=True),  # average precision
+    "gini": MetricInfo("maximize", -1.0, 1.0, "classifier", proba=True),  # 2·roc_auc − 1
     "log_loss": MetricInfo("minimize", 0.0, math.inf, "classifier", proba=True),
     "r2": MetricInfo("maximize", -math.inf, 1.0, "regressor"),
     "mae": MetricInfo("minimize", 0.0, math.inf, "regressor"),
+    "mape": MetricInfo("minimize", 0.0, math.inf, "regressor"),  # a fraction: 0.1 is 10%
     "mse": MetricInfo("minimize", 0.0, math.inf, "regressor"),
     "rmse": MetricInfo("minimize", 0.0, math.inf, "regressor"),
 }
@@ -632,6 +636,39 @@ class _Checker:
             self.error(base + ("search", "parameters"), f"the grid has {size:,} combinations ({dims}); the cap is {MAX_GRID}",
                        "narrow the grid, or use strategy: random with a trials budget", "grid-size")
         self.resources(t.resources, base + ("resources",))
+        self.timezone(t)
+        self.split(t)
+
+    def split(self, t: m.Training) -> None:
+        """The combinations of ``training.split`` that mean something."""
+        split, base = t.split, ("training", "split")
+        if split.strategy == "random":
+            for key in ("cutoff", "gap"):
+                if getattr(split, key) is not None:
+                    self.error(base + (key,), f"{key} applies to a time split, but the split strategy is random",
+                               f"set strategy: time, or remove {key}", "split")
+            return
+        if split.stratify:
+            self.error(base + ("stratify",), "a time split cannot stratify: the hold-out is the latest labels, "
+                       "whatever their classes", "remove stratify, or use strategy: random", "split")
+        if split.cutoff is not None and "test_size" in split.model_fields_set:
+            self.error(base + ("test_size",), "give test_size or cutoff, not both: the cutoff decides what is held out",
+                       "remove test_size to hold out everything at or after the cutoff", "split")
+        if split.gap is not None and units.parse_duration(split.gap) == 0:
+            self.error(base + ("gap",), "a gap of 0 is no embargo", "remove gap, or give the embargo, e.g. 7d", "split")
+
+    def timezone(self, t: m.Training) -> None:
+        """``training.timezone`` must name a zone of the IANA tz database (Kubernetes loads the
+        CronJob's ``timeZone`` with Go's ``time.LoadLocation``, which refuses anything else)."""
+        if t.timezone == "Etc/UTC":
+            return
+        zones = available_timezones()
+        if t.timezone in zones:
+            return
+        folded = {z.lower(): z for z in zones}
+        hint = (f"did you mean '{folded[t.timezone.lower()]}'? zone names are case-sensitive" if t.timezone.lower() in folded
+                else did_you_mean(t.timezone, sorted(zones)) or "an IANA zone name such as Europe/Berlin or America/New_York")
+        self.error(("training", "timezone"), f"unknown time zone '{t.timezone}'", hint, "timezone")
 
     def feature_types(self, t: m.Training) -> None:
         """An estimator is fitted on a numeric matrix: a string, bytes or timestamp feature
@@ -704,7 +741,7 @@ class _Checker:
         elif kind == "classifier" and info.proba and not self._estimator_entry(t)["predict_proba"]:
             self.error(base + ("metric", "name"), f"metric {t.metric.name} needs predict_proba, which {t.estimator} does not have",
                        "use accuracy, f1, precision or recall, or an estimator with predict_proba", "metric")
-        if t.split.stratify and regression:
+        if t.split.stratify and regression and t.split.strategy != "time":
             self.error(base + ("split", "stratify"), "stratify needs class labels, but this is a regression "
                        f"({t.estimator if kind == 'regressor' else 'metric ' + t.metric.name})",
                        "remove stratify, or train a classifier", "split")
@@ -863,6 +900,14 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=1)
+def available_timezones() -> frozenset[str]:
+    """The IANA zone names of the tz database (the OS's, else the ``tzdata`` package); stdlib only."""
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
 
 
 def grid_size(search: m.Search) -> int:

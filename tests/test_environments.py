@@ -298,3 +298,11 @@ def test_environments_are_found_from_a_sub_folder_of_the_repository(tmp_path: Pa
     # without a repository, the search stops at the working directory
     (repo / ".git").rmdir()
     assert envs.find_environments_dir(Path("mlops.yaml")) is None
+
+
+def test_a_named_environment_without_any_environments_folder_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "mlops.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    result = resolve(spec, ["dev"], None)
+    [err] = [e for e in result.errors if "unknown environment" in e.message]
+    assert err.message == "unknown environment 'dev' (no environments/ folder found)"

@@ -394,6 +394,12 @@ def test_schedule_is_a_cronjob_that_runs_the_committed_version():
     assert CONTEXTS[("churn", "dev")] and artefacts(("churn", "dev"))["schedule.yaml"].content["spec"]["schedule"] == "0 3 * * 1"
 
 
+def test_schedule_time_zone_is_the_spec_s():
+    ctx = variant("churn", lambda d: d["training"].update(timezone="Europe/Berlin"))
+    cron = {a.path.rsplit("/", 1)[-1]: a for a in kf.generate(ctx)}["schedule.yaml"].content
+    assert cron["spec"]["timeZone"] == "Europe/Berlin"
+
+
 def test_no_schedule_no_schedule_artefact():
     ctx = variant("churn", lambda d: d["training"].pop("schedule"))
     assert [a.path.rsplit("/", 1)[-1] for a in kf.generate(ctx)] == ["pipeline-ir.yaml", "pipeline.yaml"]
@@ -529,6 +535,7 @@ def test_warehouse_sources_get_real_ingest_steps_with_secret_mounts_only():
         tx.pop("path")
         tx.update({"type": "snowflake", "database": "SALES", "schema": "PUBLIC", "warehouse": "WH",
                    "query": "SELECT * FROM TX", "credentials": {"secret_ref": {"secret": "snow", "key": "pw"}}})
+        data["features"]["feature_store"] = False  # the pipeline's own joins (Feast reads windows from files)
 
     ctx = variant("churn", mutate)
     art = kf.generate(ctx)[0]
@@ -762,6 +769,84 @@ def test_train_candidate_scores_every_metric(tmp_path, estimator, metric, classe
         assert result["score"] == pytest.approx(math.sqrt(skm.mean_squared_error(y_test, fitted.predict(X_test))))
     if metric == "accuracy":
         assert result["score"] == pytest.approx(skm.accuracy_score(y_test, fitted.predict(X_test)))
+
+
+def _independent_score(metric, y_test, fitted, X_test):
+    """``metric`` computed here, with scikit-learn, from the fitted model and the hold-out."""
+    import numpy as np
+    from sklearn import metrics as skm
+    from sklearn.preprocessing import label_binarize
+
+    if metric in ("mape", "mae", "r2"):
+        fn = {"mape": skm.mean_absolute_percentage_error, "mae": skm.mean_absolute_error, "r2": skm.r2_score}[metric]
+        return fn(y_test, fitted.predict(X_test))
+    if metric == "f1":
+        return skm.f1_score(y_test, fitted.predict(X_test), average="binary" if y_test.nunique() == 2 else "macro")
+    proba = fitted.predict_proba(X_test)
+    binary = proba.shape[1] == 2
+    if metric == "pr_auc":
+        if binary:
+            return skm.average_precision_score(y_test == fitted.classes_[1], proba[:, 1])
+        onehot = label_binarize(y_test, classes=fitted.classes_)
+        return float(np.mean([skm.average_precision_score(onehot[:, k], proba[:, k]) for k in range(proba.shape[1])]))
+    assert metric == "gini"
+    auc = skm.roc_auc_score(y_test, proba[:, 1]) if binary else skm.roc_auc_score(y_test, proba, multi_class="ovr")
+    return 2 * auc - 1
+
+
+@pytest.mark.parametrize("metric,classes", [
+    ("pr_auc", 2), ("pr_auc", 3), ("gini", 2), ("gini", 3), ("f1", 2), ("f1", 3),
+    ("mape", 0), ("mae", 0), ("r2", 0),
+])
+def test_train_candidate_metrics_agree_with_scikit_learn(tmp_path, metric, classes):
+    """Issue 7, metrics: every score of the training step is what scikit-learn gives for the
+    fitted model on the hold-out, computed here independently."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from mlspec.generators.kubeflow_components import train_candidate
+    from mlspec.validate import METRICS
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(200, 2))
+    if classes:
+        y = (x[:, 0] * 2 + rng.normal(size=200) > 0).astype(int)
+        if classes == 3:
+            y = y + (x[:, 1] > 0.5).astype(int)
+        estimator = "sklearn.linear_model.LogisticRegression"
+    else:
+        y = 50 + 3 * x[:, 0] + rng.normal(size=200)  # away from 0: mape is well defined
+        estimator = "sklearn.linear_model.LinearRegression"
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": y})
+    features = _write(tmp_path, "f", frame)
+    model = _artifact(tmp_path / "model")
+    result = json.loads(train_candidate(
+        candidate="{}", estimator=estimator, feature_columns='["a", "b"]', label="y", metric=metric,
+        test_size=0.3, split_seed=5, stratify=bool(classes), features=features, model=model))
+    fitted = joblib_load(tmp_path / "model" / "model.joblib")
+    _, X_test, _, y_test = train_test_split(frame[["a", "b"]], frame["y"], test_size=0.3, random_state=5,
+                                            stratify=frame["y"] if classes else None)
+    expected = _independent_score(metric, y_test, fitted, X_test)
+    assert result["score"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    info = METRICS[metric]
+    assert info.low <= result["score"] <= info.high
+    assert info.kind == ("classifier" if classes else "regressor")
+
+
+def test_metric_table_covers_every_metric_name():
+    """The table of directions and ranges has exactly the metrics the spec accepts."""
+    import typing
+
+    from mlspec.models import Metric
+    from mlspec.validate import METRICS
+
+    names = set(typing.get_args(Metric.model_fields["name"].annotation))
+    assert names == set(METRICS)
+    assert {"mape", "pr_auc", "gini", "mae", "r2", "f1"} <= names
+    assert METRICS["mape"].goal == "minimize" and (METRICS["mape"].low, METRICS["mape"].high) == (0.0, math.inf)
+    assert METRICS["pr_auc"].goal == "maximize" and (METRICS["pr_auc"].low, METRICS["pr_auc"].high) == (0.0, 1.0)
+    assert METRICS["gini"].goal == "maximize" and (METRICS["gini"].low, METRICS["gini"].high) == (-1.0, 1.0)
+    assert METRICS["gini"].proba and METRICS["pr_auc"].proba and not METRICS["mape"].proba
 
 
 def joblib_load(path):

@@ -2,7 +2,7 @@
 
 Feast 0.67.0 pins ``pandas<3`` while mlspec's pipeline steps are pinned to pandas 3.1.1
 (``pip install --dry-run feast==0.67.0`` into ``.venv`` would downgrade pandas to 2.3.3), so
-Feast cannot share mlspec's environment.  The session fixture :func:`feast_python` creates
+Feast cannot share mlspec's environment.  The session fixture :func:`feast_python` (``tests/functional/conftest.py``) creates
 ``<checkout>/.venv-feast`` once (gitignored) with ``pip install feast==<FEAST_VERSION>`` from
 the package registry and reuses it afterwards; every Feast call runs there, in a subprocess
 (:mod:`mlspec.generators.feast_runner`), so this process never imports feast.
@@ -23,32 +23,6 @@ import pytest
 
 from mlspec.generators import feast as ft
 
-ROOT = Path(__file__).resolve().parents[3]
-VENV = Path(os.environ.get("MLSPEC_FEAST_VENV", ROOT / ".venv-feast"))
-
-
-def _feast_version(python: Path) -> str | None:
-    if not python.exists():
-        return None
-    proc = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('feast'))"],
-                          capture_output=True, text=True, timeout=120)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-@pytest.fixture(scope="session")
-def feast_python() -> Path:
-    python = VENV / "bin" / "python"
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / ".venv-feast.lock", "w") as lock:  # one creator when tests run in parallel
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _feast_version(python) != ft.FEAST_VERSION:
-            if not python.exists():
-                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=600)
-            proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                                   ft.FEAST_PIN], capture_output=True, text=True, timeout=1800)
-            assert proc.returncode == 0, f"could not install {ft.FEAST_PIN} into {VENV}:\n{proc.stdout}\n{proc.stderr}"
-    assert _feast_version(python) == ft.FEAST_VERSION
-    return python
 
 
 @pytest.fixture(scope="session")

@@ -81,3 +81,9 @@ def mlserver_bin() -> Path:
             marker.write_text(wanted)
     assert (VENV / "bin" / "mlserver").is_file(), f"{VENV} has no bin/mlserver"
     return VENV / "bin"
+
+
+@pytest.fixture(autouse=True)
+def _feast_python_for_local_runs(feast_env):
+    """The churn model is trained with ``mlspec run --local``, whose features Feast serves."""
+    return feast_env
