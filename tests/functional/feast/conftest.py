@@ -12,16 +12,10 @@ materialize, online and historical reads, registry dump) and the tests check the
 
 from __future__ import annotations
 
-import fcntl
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from mlspec.generators import feast as ft
 
 
 
