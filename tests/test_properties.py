@@ -332,7 +332,7 @@ def test_the_generation_property_generated_real_specs() -> None:
     """Runs after it (file order): a property over specs that all fail validation proves nothing."""
     if not GENERATION["checked"]:
         pytest.skip("the generation property did not run in this session")
-    assert GENERATION["generated"] >= GEN_EXAMPLES // 5, GENERATION  # about half validate, typically
+    assert GENERATION["generated"] >= GEN_EXAMPLES // 10, GENERATION  # typically a fifth to a half validate
 
 
 # --- the bases themselves are valid ------------------------------------------------------------------
