@@ -104,8 +104,7 @@ def fingerprint(inputs_sha256: str, target: Target) -> str:
 
 
 def _inputs_of(resolved: Resolved, target: Target) -> str:
-    doc = inputs.document(resolved.spec, resolved.env)
-    return inputs.digest(resolved.spec_path, inputs.slice_of(doc, target.reads))
+    return inputs.digest(resolved.spec_path, inputs.slice_of(resolved.document, target.reads))
 
 
 def _files(target: Target, artefacts: list[Artefact], slices: Callable[[tuple[str, ...]], str],
@@ -135,7 +134,7 @@ def generate_scope(resolved: Resolved, target: Target) -> Generated:
     where = f"generating {resolved.spec.name}@{resolved.env_name}"
     try:
         artefacts = target.generate(context(resolved, target))
-        doc = inputs.document(resolved.spec, resolved.env)
+        doc = resolved.document
         return _files(target, artefacts,
                       lambda reads: inputs.digest(resolved.spec_path, inputs.slice_of(doc, reads)),
                       resolved.spec_path, {"spec": resolved.spec_path, "env": resolved.env_name})
@@ -154,7 +153,7 @@ def _members(scope: Scope, resolved_list: list[Resolved]) -> list[Resolved]:
 
 
 def _scope_inputs(members: list[Resolved], target: Target, reads: tuple[str, ...]) -> str:
-    parts = [(r.env_name, r.spec_path, inputs.slice_of(inputs.document(r.spec, r.env), reads)) for r in members]
+    parts = [(r.env_name, r.spec_path, inputs.slice_of(r.document, reads)) for r in members]
     return inputs.digest(parts)
 
 

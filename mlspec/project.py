@@ -12,9 +12,8 @@ folder gives the same bytes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
+import functools
 from functools import lru_cache
 from pathlib import Path
 
@@ -89,15 +88,12 @@ class Resolved:
     def env_name(self) -> str | None:
         return self.env.name if self.env else None
 
-    @property
-    def sha256(self) -> str:
-        """Hash of the whole resolved spec and environment (for tools; output never uses it:
-        each artefact is hashed on the inputs it declares, see :mod:`mlspec.inputs`)."""
-        payload = {
-            "spec": self.spec.model_dump(mode="json", by_alias=True, exclude={"overrides"}),
-            "environment": self.env.model_dump(mode="json", exclude={"overrides"}) if self.env else None,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    @functools.cached_property
+    def document(self) -> dict:
+        """The resolved document as plain data (see :mod:`mlspec.inputs`), dumped once."""
+        from .inputs import document
+
+        return document(self.spec, self.env)
 
 
 @dataclass
