@@ -242,8 +242,12 @@ def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, 
         return None, None, [], code
     folders, whole = _coverage(paths, resolved)
     envs = {r.env_name for r in resolved}
+    # a consuming target (e.g. argocd) is made of the others' output: compiling it alone
+    # still generates them, to read, not to write
+    feeders = registry.select(None) if target_names and any(t.consumes for t in targets) else []
     compiled = compile_resolved(resolved, targets, _previous(out_root) if reuse else None, jobs=jobs,
-                                wide_envs=envs if whole else set(), whole_repository=whole and not env_names)
+                                wide_envs=envs if whole else set(), whole_repository=whole and not env_names,
+                                feeders=feeders)
     if compiled.errors:
         reporters.report(compiled.errors, fmt, ok_message="", fail_message="nothing written", out=out)
         return None, None, [], EXIT_INVALID

@@ -27,13 +27,14 @@ Inputs
 
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import __version__, inputs
 from .artefact import Artefact
-from .context import Context, ScopeContext
+from .context import Context, Output, ScopeContext
 from .errors import SpecError
 from .project import Resolved
 from .registry import Target, TargetCrash
@@ -89,13 +90,13 @@ Generated = dict[str, tuple[bytes, dict, Any]]
 # --------------------------------------------------------------------- spec-scope targets
 
 
-def context(resolved: Resolved, target: Target) -> Context:
+def context(resolved: Resolved, target: Target, outputs: tuple[Output, ...] = ()) -> Context:
     """What ``target`` sees of one resolved spec: guarded to its declared reads."""
     if resolved.env is None:  # pragma: no cover - callers resolve with environments
         raise ValueError("compiling needs an environment")
     return Context(spec=inputs.guard(resolved.spec, "spec", target.reads, target.name),
                    env=inputs.guard(resolved.env, "env", target.reads, target.name),
-                   spec_path=resolved.spec_path, target=target.name)
+                   spec_path=resolved.spec_path, target=target.name, outputs=outputs)
 
 
 def fingerprint(inputs_sha256: str, target: Target) -> str:
@@ -126,17 +127,19 @@ def _files(target: Target, artefacts: list[Artefact], slices: Callable[[tuple[st
     return out
 
 
-def generate_scope(resolved: Resolved, target: Target) -> Generated:
-    """Every file one spec-scope target makes of one resolved spec.
+def generate_scope(resolved: Resolved, target: Target, outputs: tuple[Output, ...] = (),
+                   consumed: str = "") -> Generated:
+    """Every file one spec-scope target makes of one resolved spec (``outputs``/``consumed``:
+    what a consuming target sees of the others, and their digest).
 
     Anything the target raises is a bug in the target (``validate`` is where user errors
     belong): it is raised as :class:`TargetCrash`."""
     where = f"generating {resolved.spec.name}@{resolved.env_name}"
     try:
-        artefacts = target.generate(context(resolved, target))
+        artefacts = target.generate(context(resolved, target, outputs))
         doc = resolved.document
         return _files(target, artefacts,
-                      lambda reads: inputs.digest(resolved.spec_path, inputs.slice_of(doc, reads)),
+                      lambda reads: _and(inputs.digest(resolved.spec_path, inputs.slice_of(doc, reads)), consumed),
                       resolved.spec_path, {"spec": resolved.spec_path, "env": resolved.env_name})
     except TargetCrash:
         raise
@@ -157,20 +160,77 @@ def _scope_inputs(members: list[Resolved], target: Target, reads: tuple[str, ...
     return inputs.digest(parts)
 
 
-def generate_wide(scope: Scope, members: list[Resolved], target: Target) -> Generated:
-    """The files of an environment- or repository-scope target."""
+def generate_wide(scope: Scope, members: list[Resolved], target: Target,
+                  outputs: tuple[Output, ...] = (), consumed: str = "") -> Generated:
+    """The files of an environment- or repository-scope target (``outputs``: what a
+    consuming target sees of the others, ``consumed`` their digest, part of its inputs)."""
     try:
         contexts = tuple(context(r, target) for r in members)
         envs = {r.env_name: r.env for r in members}
         guarded = tuple(inputs.guard(envs[name], "env", target.reads, target.name) for name in sorted(envs))
-        artefacts = target.generate(ScopeContext(target.name, contexts, guarded))
+        artefacts = target.generate(ScopeContext(target.name, contexts, guarded, outputs))
         source = f"the specs of environment '{scope.env}'" if scope.env else "the specs of this repository"
-        return _files(target, artefacts, lambda reads: _scope_inputs(members, target, reads), source,
-                      {"spec": None, "env": scope.env})
+        return _files(target, artefacts, lambda reads: _and(_scope_inputs(members, target, reads), consumed),
+                      source, {"spec": None, "env": scope.env})
     except TargetCrash:
         raise
     except Exception as exc:
         raise TargetCrash(target.name, target.distribution, f"generating {scope.key}") from exc
+
+
+def _and(scope_inputs: str, consumed: str) -> str:
+    """A wide scope's inputs; a consuming target's include the digest of what it consumed."""
+    return inputs.digest(scope_inputs, consumed) if consumed else scope_inputs
+
+
+_OBJECT_START = re.compile(rb"(?m)^apiVersion:")
+
+
+def _objects_of(path: str, data: bytes, content: Any) -> tuple[dict, ...]:
+    """The Kubernetes objects in a generated file, as plain data (parsed from the bytes
+    when the file was reused, so both ways give the same)."""
+    if not path.endswith((".yaml", ".yml")) or not _OBJECT_START.search(data):
+        return ()
+    if content is None:
+        import yaml
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        docs = list(yaml.load_all(data, Loader=loader))
+    else:
+        from .render import to_plain
+
+        plain = to_plain(content)
+        docs = plain if isinstance(plain, list) else [plain]
+    return tuple(d for d in docs if isinstance(d, dict) and "apiVersion" in d and "kind" in d)
+
+
+class _Consumable:
+    """The files a compile has made so far, indexed for consuming targets."""
+
+    def __init__(self, result: "Compiled", consumers: set[str]) -> None:
+        self.result = result
+        self.by_key: dict[tuple[str | None, str | None], list[str]] = {}
+        for path in sorted(result.outputs):
+            info = result.files[path]
+            if info.get("target") not in consumers:
+                self.by_key.setdefault((info.get("spec"), info.get("env")), []).append(path)
+
+    def outputs(self, scope: Scope) -> tuple[tuple[Output, ...], str]:
+        """What a consuming target of ``scope`` sees (that spec's files in that environment,
+        the environment's, or all) and their digest."""
+        if scope.spec_path is not None:
+            paths = self.by_key.get((scope.spec_path, scope.env), [])
+        else:
+            paths = sorted(p for (_, env), ps in self.by_key.items() if scope.env is None or env == scope.env
+                           for p in ps)
+        found = []
+        for path in paths:
+            info, data = self.result.files[path], self.result.outputs[path][0]
+            objects = _objects_of(path, data, self.result.objects.get(path))
+            if objects:
+                found.append((Output(path, info["target"], info.get("spec"), info.get("env"), objects),
+                              (path, inputs.digest(data.hex()))))
+        return tuple(o for o, _ in found), inputs.digest([d for _, d in found])
 
 
 # ------------------------------------------------------------------------------ workers
@@ -218,7 +278,8 @@ def _generate_all(pending: list[tuple[Resolved, Target]], jobs: int) -> list[Gen
 
 def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
                      previous: Previous | None = None, jobs: int = 1, *,
-                     wide_envs: set[str] | None = None, whole_repository: bool = False) -> Compiled:
+                     wide_envs: set[str] | None = None, whole_repository: bool = False,
+                     feeders: list[Target] = ()) -> Compiled:
     """Compile every resolved spec with every target, on up to ``jobs`` processes.
 
     A scope that ``previous`` vouches for keeps its files instead of being regenerated,
@@ -226,6 +287,8 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
     Environment-scope targets are compiled for the environments in ``wide_envs`` (those
     whose specs this compile covers completely), repository-scope ones only with
     ``whole_repository``; the others are listed in ``skipped`` and left alone.
+    Consuming targets run last, over the others' output; ``feeders`` are targets that are
+    generated only for them to consume: their files are not part of the result.
     """
     result = Compiled()
     names: dict[tuple[str, str], str] = {}
@@ -245,9 +308,12 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
     if result.errors:
         return result
 
+    chosen = {t.name for t in targets}
+    fed = [f for f in feeders if f.name not in chosen and not f.consumes]
+    producers = [t for t in targets if not t.consumes] + fed
     pending: list[tuple[Resolved, Target, Scope, str]] = []
     for resolved in unique:
-        for target in (t for t in targets if t.scope == "spec"):
+        for target in (t for t in producers if t.scope == "spec"):
             scope = scope_of(resolved, target)
             fp = fingerprint(_inputs_of(resolved, target), target)
             kept = previous(scope.key, fp) if previous is not None else None
@@ -260,23 +326,49 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
     for (_, _, scope, fp), files in zip(pending, outcomes):
         _record(result, scope, fp, files)
 
+    consumers = {t.name for t in targets if t.consumes}
+    consumable = _Consumable(result, consumers) if consumers else None
+    for resolved in unique:  # spec-scope consumers: after the producers, over their files
+        for target in (t for t in targets if t.consumes and t.scope == "spec"):
+            scope = scope_of(resolved, target)
+            outputs, consumed = consumable.outputs(scope)
+            fp = fingerprint(_and(_inputs_of(resolved, target), consumed), target)
+            kept = previous(scope.key, fp) if previous is not None else None
+            result.scopes[scope.key] = scope
+            _record(result, scope, fp, {p: (data, info, None) for p, (data, info) in kept.items()} if kept
+                    else generate_scope(resolved, target, outputs, consumed))
+
     envs = sorted({r.env_name for r in unique if r.env_name})
-    for target in (t for t in targets if t.scope != "spec"):
+    wide = [t for t in producers if t.scope != "spec"] + [t for t in targets if t.consumes and t.scope != "spec"]
+    for target in wide:
         wanted = [Scope(target.name, env, None) for env in envs] if target.scope == "environment" \
             else [Scope(target.name, None, None)]
         for scope in wanted:
             allowed = whole_repository if scope.env is None else scope.env in (wide_envs or set())
             if not allowed:
-                result.skipped.append(scope.key)
+                if target.name in chosen:
+                    result.skipped.append(scope.key)
                 continue
             members = _members(scope, unique)
-            fp = fingerprint(_scope_inputs(members, target, target.reads), target)
+            outputs, consumed = _Consumable(result, consumers).outputs(scope) if target.consumes else ((), "")
+            fp = fingerprint(_and(_scope_inputs(members, target, target.reads), consumed), target)
             kept = previous(scope.key, fp) if previous is not None else None
             result.scopes[scope.key] = scope
             files = {p: (data, info, None) for p, (data, info) in kept.items()} if kept \
-                else generate_wide(scope, members, target)
+                else generate_wide(scope, members, target, outputs, consumed)
             _record(result, scope, fp, files)
+    if fed:
+        _drop(result, {f.name for f in fed})
     return result
+
+
+def _drop(result: Compiled, names: set[str]) -> None:
+    """Forget what the feeder targets made: this compile does not write them."""
+    for key in [k for k, scope in result.scopes.items() if scope.target in names]:
+        del result.scopes[key]
+        result.cache.pop(key, None)
+    for path in [p for p, (_, key) in result.outputs.items() if key.rpartition("/")[2] in names]:
+        del result.outputs[path], result.files[path], result.objects[path]
 
 
 def _record(result: Compiled, scope: Scope, fp: str, files: Generated) -> None:

@@ -25,6 +25,9 @@ class Context:
     spec_path: str  # POSIX path of the spec file relative to the project root (cwd-independent)
     target: str = ""
     names: Names = field(default=None)  # type: ignore[assignment]
+    #: for a consuming target: the other targets' files with Kubernetes objects made of this
+    #: spec in this environment, sorted by path (see :mod:`mlspec.registry`); else empty.
+    outputs: tuple["Output", ...] = ()
 
     def __post_init__(self) -> None:
         if self.names is None:
@@ -67,12 +70,30 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Output:
+    """A file another target generated, as a consuming target sees it (see :mod:`mlspec.registry`)."""
+
+    path: str  # relative to the output root, e.g. "deploy/dev/churn/kserve/inferenceservice.yaml"
+    target: str
+    spec_path: str | None  # the spec it was made from; None for environment/repository scope
+    env: str | None
+    objects: tuple[dict, ...]  # its Kubernetes objects (documents with apiVersion and kind), plain data
+
+    @property
+    def folder(self) -> str:
+        return self.path.rpartition("/")[0]
+
+
+@dataclass(frozen=True)
 class ScopeContext:
     """An environment-scope (``env`` set) or repository-scope (``env`` None) target's input."""
 
     target: str
     contexts: tuple[Context, ...]  # one per spec (and environment), sorted by (env, spec)
     envs: tuple[Any, ...]  # the environments covered, guarded, sorted by name
+    #: for a consuming target: the files with Kubernetes objects the other targets made for
+    #: this scope, sorted by path; empty otherwise.
+    outputs: tuple[Output, ...] = ()
 
     @property
     def env(self) -> Any:

@@ -20,7 +20,7 @@ at the overlay that set it.
 import copy
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 from pydantic import Field, create_model
 
@@ -36,12 +36,19 @@ class ArgoCDDestination(Model):
 
 
 class ArgoCD(Model):
-    namespace: K8sLabel = "argocd"
-    project: K8sLabel = "default"
+    namespace: K8sLabel = Field("argocd", description="Argo CD's namespace, where Applications and the AppProject go.")
+    project: K8sLabel | None = Field(None, description="The AppProject mlspec generates for this environment "
+                                     "(default: mlspec-<env>; not 'default', which permits everything).")
     repo_url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$", description="Git repository Argo CD syncs from.")
     revision: str = "HEAD"
     path_prefix: str = Field("", description="Folder in the repository that holds mlspec's output root.")
     destination: ArgoCDDestination = Field(default_factory=ArgoCDDestination)
+    sync: Literal["automatic", "manual"] = Field(
+        "automatic", description="automatic: Argo CD syncs every commit; manual: a person syncs (e.g. prod).")
+    prune: bool = Field(True, description="Automatic sync deletes objects removed from git (and a removed spec's).")
+    self_heal: bool = Field(True, description="Automatic sync reverts changes made in the cluster behind git's back.")
+    create_namespace: bool = Field(True, description="Argo CD creates the destination namespace.")
+    retry_limit: int = Field(5, ge=-1, description="Sync retries, with backoff 5s ×2 up to 3m (-1: unlimited).")
 
 
 class Storage(Model):

@@ -11,6 +11,7 @@ know about it::
         rules=rules,                          # (RuleContext) -> list[SpecError], run by `validate`
         settings=MySettings,                  # pydantic model of `mytarget:` in environments/<env>.yaml
         version_key=version_key,              # cheap: what the output depends on besides its inputs
+        consumes=False,                       # True: also see the other targets' Kubernetes objects
     )
 
 and a package registers it in its own packaging metadata::
@@ -22,6 +23,12 @@ The built-in targets are registered the same way (see pyproject.toml) and use ex
 this interface.  An entry point may also name a bare ``generate(ctx)`` function: it is
 then a spec-scope target that declares it reads everything, with its module's
 ``version_key()`` if it has one.
+
+A target may set ``consumes=True``: like a kustomize transformer it then also receives, as
+``ctx.outputs``, the Kubernetes objects every other (non-consuming) target generated for its
+scope (the same spec and environment, the environment, or everything), and runs after them.  Its output is a
+function of theirs: their bytes are part of its inputs.  Compiling only such a target
+still generates the others (reusing what the last compile left) without writing them.
 
 Nothing heavy is imported to list targets: loading one imports its module, which must
 import its tools (kfp, ...) lazily, inside ``generate``.
@@ -50,6 +57,7 @@ class Target:
     rules: Callable[..., Iterable[SpecError]] | None = None
     settings: type | None = None
     version_key: Callable[[], str] | None = None
+    consumes: bool = False
     description: str = ""
     distribution: str = field(default="", compare=False)  # "name==version", filled in by the registry
 

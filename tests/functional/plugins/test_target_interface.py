@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -127,7 +128,11 @@ def test_each_target_owns_its_files(repo: Path, tmp_path: Path):
     assert mlspec(env, "compile", "examples/", "--out", "gitops", cwd=repo).returncode == 0
     out = repo / "gitops"
     both = files(out)
-    assert {p.split("/")[3] for p in both} == {"kubeflow", "kserve", "seldon", "feast", "hello"}
+    assert {p.split("/")[3] for p in both if p.startswith("deploy/")} == {
+        "kubeflow", "kserve", "seldon", "feast", "hello", "kustomization.yaml"}  # the last: argocd's
+    # a third-party target's objects flow into the Argo CD application like the built-in ones'
+    assert "hello" in yaml.safe_load((out / "deploy/dev/churn/kustomization.yaml").read_text())["resources"]
+    assert {p.split("/")[0] for p in both} == {"deploy", "argocd"}
     manifest = json.loads((out / ".mlspec/manifest.json").read_text())["files"]
     assert manifest["deploy/dev/churn/hello/configmap.yaml"]["scope"] == "churn@dev/hello"
     assert manifest["deploy/dev/churn/hello/configmap.yaml"]["target"] == "hello"
