@@ -108,7 +108,8 @@ def candidates(serving: Any) -> list[tuple[str, Any, int]]:
 
 def resources(res: Any) -> dict[str, dict[str, str]]:
     """Kubernetes requests and limits from the spec, with :data:`DEFAULT_REQUESTS` and
-    :data:`DEFAULT_LIMITS` where it sets none (a default limit never falls below the request)."""
+    :data:`DEFAULT_LIMITS` where it sets none (a default limit never falls below the request),
+    in canonical form (:func:`mlspec.units.canonical_quantity`)."""
     requests, limits = {}, {}
     for key in ("cpu", "memory"):
         req, lim = getattr(res.requests, key), getattr(res.limits, key)
@@ -120,7 +121,9 @@ def resources(res: Any) -> dict[str, dict[str, str]]:
     gpus = res.limits.gpu or res.requests.gpu
     if gpus:
         requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(gpus)
-    return {"requests": requests, "limits": limits}
+    # written as the webhooks write them back, or Argo CD would see drift (argoproj/argo-cd#12463)
+    return {"requests": {k: units.canonical_quantity(v) for k, v in requests.items()},
+            "limits": {k: units.canonical_quantity(v) for k, v in limits.items()}}
 
 
 def memory_bytes(quantity: str) -> Decimal:

@@ -144,6 +144,52 @@ def parse_quantity(text: str) -> Decimal:
         raise ValueError(f"'{text}' is not a Kubernetes quantity") from None
 
 
+_DECIMAL_SUFFIX = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
+_BINARY_SUFFIX = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
+
+
+def canonical_quantity(text: str) -> str:
+    """The form the API server (and every webhook that decodes a PodSpec) writes a quantity
+    back in, so that git and the live object agree and Argo CD sees no drift
+    (argoproj/argo-cd#12463): ``1.5`` → ``1500m``, ``1024Mi`` → ``1Gi``, ``0.5Gi`` → ``512Mi``,
+    ``1000`` → ``1k``.  As ``resource.Quantity.String()`` (k8s.io/apimachinery
+    pkg/api/resource quantity.go ``CanonicalizeBytes``, amount.go ``AsCanonicalBytes``,
+    ``AsCanonicalBase1024Bytes``): binary suffixes stay binary (the largest power of 1024 that
+    divides the value) unless the value is fractional or below 1024; otherwise the mantissa
+    loses its trailing zeros and the exponent drops to a multiple of 3."""
+    text = str(text)
+    value = parse_quantity(text)
+    match = re.fullmatch(QUANTITY_PATTERN, text)
+    suffix = match.group(3) or "" if match else ""
+    exponent_form = bool(suffix) and suffix[0] in "eE" and suffix not in _SUFFIX
+    if value == 0:
+        return "0"
+    if suffix.endswith("i") and value == value.to_integral_value() and abs(value) >= 1024:
+        amount, power = int(value), 0
+        while amount % 1024 == 0 and power < len(_BINARY_SUFFIX) - 1:
+            amount //= 1024
+            power += 1
+        return f"{amount}{_BINARY_SUFFIX[power]}"
+    sign, digits, exp = value.normalize().as_tuple()
+    mantissa = int("".join(map(str, digits)))
+    exp = int(exp)
+    while mantissa % 10 == 0 and mantissa:
+        mantissa //= 10
+        exp += 1
+    shift = exp % 3
+    mantissa *= 10 ** shift
+    exp -= shift
+    if exp < -9:  # below a nano: the API server rounds up to 1n
+        mantissa, exp = 1, -9
+    while exp > 18:
+        mantissa *= 1000
+        exp -= 3
+    number = f"{'-' if sign else ''}{mantissa}"
+    if exponent_form:
+        return number if exp == 0 else f"{number}e{exp}"
+    return number + _DECIMAL_SUFFIX[exp]
+
+
 # --- labels -----------------------------------------------------------------------------------
 
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")

@@ -205,3 +205,17 @@ def test_label_messages_say_what_is_allowed() -> None:
         units.check_label_value("a b")
     with pytest.raises(ValueError, match="at most 63 letters"):
         units.check_label_key("a b")
+
+
+@pytest.mark.parametrize("given, canonical", [
+    # pairs as k8s.io/apimachinery's Quantity.String() prints them (quantity_test.go cases)
+    ("1.5", "1500m"), ("0.5", "500m"), ("0.1", "100m"), ("1000m", "1"), ("1.0", "1"), ("250m", "250m"),
+    ("1000", "1k"), ("1500", "1500"), ("2", "2"), ("1M", "1M"), ("0", "0"),
+    ("1024Mi", "1Gi"), ("0.5Gi", "512Mi"), ("1536Mi", "1536Mi"), ("2000Mi", "2000Mi"), ("1Ki", "1Ki"),
+    ("1e3", "1e3"), ("1.5e3", "1500"),
+])
+def test_canonical_quantity(given, canonical):
+    from mlspec.units import canonical_quantity, parse_quantity
+
+    assert canonical_quantity(given) == canonical
+    assert parse_quantity(canonical) == parse_quantity(given)

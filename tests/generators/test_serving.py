@@ -211,3 +211,13 @@ def test_the_matrix_names_only_known_formats():
         assert set(table) <= formats, runtime
         assert all(s.protocols and set(s.protocols) <= {"v1", "v2"} for s in table.values())
     assert set(common.MATRIX) == set(common.URI_SCHEMES) == set(TARGETS)
+
+
+def test_resources_are_written_in_canonical_form():
+    """KServe's and Seldon's webhooks decode the PodSpec and write quantities back canonically;
+    anything else in git shows as drift in Argo CD (argoproj/argo-cd#12463)."""
+    from types import SimpleNamespace as NS
+
+    res = NS(requests=NS(cpu="1.5", memory="2048Mi", gpu=None), limits=NS(cpu="2000m", memory="4096Mi", gpu=None))
+    assert common.resources(res) == {"requests": {"cpu": "1500m", "memory": "2Gi"},
+                                     "limits": {"cpu": "2", "memory": "4Gi"}}
