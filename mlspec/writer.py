@@ -52,6 +52,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -694,12 +695,51 @@ def _sha_of(path: Path) -> str | None:
     return None if data is None else sha256_hex(data)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes, *, durably: bool = False) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        if durably:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    _write_file(path, data, durably=True)
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(2)``, or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # pragma: no cover - a libc without syncfs
+        return None
+
+
+def _sync_staged(txn: Path, files: list[Path]) -> None:
+    """Make the staged files and the staging directory durable before the journal commits.
+
+    One ``syncfs`` of the output root's file system instead of an ``fsync`` per file: a
+    compile of a large monorepo stages thousands of files, and each fsync costs about a
+    millisecond.  Where ``syncfs`` is missing or fails, every file is fsynced."""
+    sync = _syncfs()
+    fd = os.open(txn, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if sync is not None and sync(fd) == 0:
+            return
+        for path in files:
+            file_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(file_fd)
+            finally:
+                os.close(file_fd)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -842,12 +882,12 @@ def _stage(fresh: Plan, step: Callable[[], None]) -> dict[str, Any]:
         if fresh.on_disk.get(rel) == digest:
             continue  # only its manifest entry changes
         staged = f"{index:06d}"
-        _write_durably(txn / staged, data)
+        _write_file(txn / staged, data)
         renames.append({"staged": staged, "path": rel, "sha256": digest})
         step()
     manifest = _manifest_bytes(fresh.new_manifest)
-    _write_durably(txn / "manifest.json", manifest)
-    _fsync_dir(txn)
+    _write_file(txn / "manifest.json", manifest)
+    _sync_staged(txn, [txn / r["staged"] for r in renames] + [txn / "manifest.json"])
     journal = {
         "version": JOURNAL_VERSION,
         "renames": renames,
