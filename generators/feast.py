@@ -773,6 +773,9 @@ class TrainingStep:
     prepare_source: str  # the source text of feast_prepare.prepare_tables
     prepare_plan: str  # JSON: prepare_plan(ctx)
     packages: tuple[str, ...] = (FEAST_PIN,)
+    #: URI schemes the step reads and writes (data root, prepared tables, file sources):
+    #: the pipeline adds the fsspec file system each needs (s3fs, gcsfs) to the step's image.
+    fs_schemes: tuple[str, ...] = ()
 
 
 def training_step(ctx: Context) -> TrainingStep:
@@ -802,7 +805,10 @@ def training_step(ctx: Context) -> TrainingStep:
         feature_columns=tuple(names), count_features=tuple(c for c in counts if c in names),
         repo=json.dumps(files, sort_keys=True), roots=json.dumps(roots, sort_keys=True),
         prepare_source=_prepare_source(),
-        prepare_plan=json.dumps(prepare_plan(ctx), sort_keys=True))
+        prepare_plan=json.dumps(prepare_plan(ctx), sort_keys=True),
+        fs_schemes=tuple(sorted({uri.partition("://")[0] for uri in
+                                 [*roots, *(source_path(ctx, s.path) for s in spec.data.sources if s.type == "file")]
+                                 if "://" in uri})))
 
 
 # ------------------------------------------------------------------------------------------

@@ -485,7 +485,8 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
             feast_local = dict(feast_python=feast_python, step_source=inspect.getsource(fc.feast_training_features),
                                runner_source=fc._LOCAL_RUNNER)
         else:
-            feast_features = component(fc.feast_training_features, list(feast.packages))
+            feast_features = component(fc.feast_training_features,
+                                       list(feast.packages) + _packages((), feast.fs_schemes))
             feast_local = {}
         chain_snapshot = component(fc.chain_snapshot)
 

@@ -29,6 +29,15 @@ def test_feast_served_features_are_read_by_one_feast_step_with_the_pinned_feast(
     assert service == "churn_model"
 
 
+def test_the_feast_step_installs_the_file_system_of_its_remote_data_root():
+    """On a cluster the Feast step reads the data root and writes the prepared tables through
+    fsspec: an s3:// root needs s3fs in the step's image, a gs:// one gcsfs (pinned as the
+    other steps'); the pins resolve together with Feast (tests/functional/feast)."""
+    commands = _executors(variant("churn", lambda d: None))  # dev: s3://acme-ml-dev/...
+    (feast,) = [c for c in commands.values() if "def feast_training_features(" in c]
+    assert f"'{ft.FEAST_PIN}' '{kf.PINS['s3fs']}'" in feast and "gcsfs" not in feast
+
+
 def test_opting_out_of_the_feature_store_keeps_the_pipelines_own_joins():
     commands = _executors(variant("churn", lambda d: d["features"].update(feature_store=False)))
     assert not any("def feast_training_features(" in c for c in commands.values())

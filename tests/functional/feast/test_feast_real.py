@@ -202,3 +202,13 @@ def test_hostile_strings_round_trip_and_execute_nothing(feast_python, tmp_path):
             assert registered["description"] == "field " + evil
     assert reg["services"]["churn_model"]["description"] == "service " + evil
     assert reg["services"]["churn_model"]["owner"] == evil
+
+
+def test_the_cluster_feast_step_packages_resolve_together(feast_python):
+    """The Feast step's image installs Feast with s3fs or gcsfs (for remote data roots): pip
+    must find one set of versions for them (resolved against the registry, nothing installed)."""
+    from mlspec.generators import kubeflow as kf
+
+    proc = subprocess.run([str(feast_python), "-m", "pip", "install", "--dry-run", "-q", "--disable-pip-version-check",
+                           ft.FEAST_PIN, kf.PINS["s3fs"], kf.PINS["gcsfs"]], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
