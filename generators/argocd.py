@@ -29,9 +29,9 @@ Per environment ``<env>`` and spec ``<spec>``:
     spec is a plain file per spec in git (a new spec adds a file, nothing else changes), each
     can be synced, paused or rolled back alone, and nothing is templated at run time (an
     ApplicationSet's git generator would discover folders Argo CD-side, out of review).
-    ``syncPolicy`` from ``argocd:`` in ``environments/<env>.yaml``: ``sync: automatic``
-    (``automated`` with ``prune``/``selfHeal``) or ``manual`` (e.g. prod: a person presses
-    sync); ``CreateNamespace=true`` (optional), ``PruneLast=true`` (deletions after the new
+    ``syncPolicy`` from the spec's ``gitops`` block (``sync: automated`` with
+    ``prune``/``self_heal``, or ``manual``: a person presses sync), which ``argocd:`` in
+    ``environments/<env>.yaml`` may override for the whole environment (e.g. prod manual); ``CreateNamespace=true`` (optional), ``PruneLast=true`` (deletions after the new
     objects are healthy), ``ApplyOutOfSyncOnly=true`` (large environments), and
     ``RespectIgnoreDifferences=true`` so the ignored fields below are not re-applied either
     (docs/user-guide/sync-options.md); retries with exponential backoff.  With prune on, the
@@ -217,6 +217,14 @@ def generate(ctx: Context) -> list[Artefact]:
     return artefacts
 
 
+def sync_policy(ctx: Context) -> dict[str, Any]:
+    """The spec's ``gitops`` sync policy (after its overrides for the environment), where the
+    environment's ``argocd`` block sets nothing else (e.g. ``sync: manual`` for all of prod)."""
+    env, spec = ctx.env.argocd, ctx.spec.gitops
+    return {"sync": env.sync or spec.sync, "prune": spec.prune if env.prune is None else env.prune,
+            "self_heal": spec.self_heal if env.self_heal is None else env.self_heal}
+
+
 def project_name(ctx: Context) -> str:
     """The environment's ``argocd.project`` if it names one (mlspec then generates none),
     else the spec's own AppProject, named like its Application."""
@@ -232,8 +240,9 @@ def application(ctx: Context, settings: Any, destination_ns: str, kinds: set[tup
         "syncOptions": options,
         "retry": {"limit": settings.retry_limit, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}},
     }
-    if settings.sync == "automatic":
-        sync["automated"] = {"prune": settings.prune, "selfHeal": settings.self_heal}
+    policy = sync_policy(ctx)
+    if policy["sync"] == "automated":
+        sync["automated"] = {"prune": policy["prune"], "selfHeal": policy["self_heal"]}
     spec: dict[str, Any] = {
         "project": project_name(ctx),
         "source": {"repoURL": settings.repo_url, "targetRevision": settings.revision, "path": path},
@@ -248,7 +257,7 @@ def application(ctx: Context, settings: Any, destination_ns: str, kinds: set[tup
         "name": ctx.names.argocd_application, "namespace": settings.namespace,
         "labels": _labels(ctx), "annotations": ctx.annotations(),
     }
-    if settings.sync == "automatic" and settings.prune:
+    if policy["sync"] == "automated" and policy["prune"]:
         metadata["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
     return {"apiVersion": ARGOCD_API, "kind": "Application", "metadata": metadata, "spec": spec}
 
@@ -283,7 +292,7 @@ def version_key() -> str:
 target = Target(
     name="argocd",
     generate=generate,
-    reads=("env.argocd",),
+    reads=("spec.gitops", "env.argocd"),
     consumes=True,
     version_key=version_key,
     description="Argo CD Applications and AppProject, kustomizations and health checks over the other targets' output",

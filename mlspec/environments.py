@@ -43,10 +43,13 @@ class ArgoCD(Model):
     revision: str = "HEAD"
     path_prefix: str = Field("", description="Folder in the repository that holds mlspec's output root.")
     destination: ArgoCDDestination = Field(default_factory=ArgoCDDestination)
-    sync: Literal["automatic", "manual"] = Field(
-        "automatic", description="automatic: Argo CD syncs every commit; manual: a person syncs (e.g. prod).")
-    prune: bool = Field(True, description="Automatic sync deletes objects removed from git (and a removed spec's).")
-    self_heal: bool = Field(True, description="Automatic sync reverts changes made in the cluster behind git's back.")
+    sync: Literal["automated", "manual"] | None = Field(
+        None, description="Overrides the spec's gitops.sync here: automated (Argo CD syncs every commit) or manual "
+        "(a person syncs, e.g. prod).")
+    prune: bool | None = Field(None, description="Overrides the spec's gitops.prune: automated sync deletes objects "
+                               "removed from git (and a removed spec's).")
+    self_heal: bool | None = Field(None, description="Overrides the spec's gitops.self_heal: automated sync reverts "
+                                   "changes made in the cluster behind git's back.")
     create_namespace: bool = Field(True, description="Argo CD creates the destination namespace.")
     retry_limit: int = Field(5, ge=-1, description="Sync retries, with backoff 5s ×2 up to 3m (-1: unlimited).")
 

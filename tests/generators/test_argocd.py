@@ -153,8 +153,14 @@ def test_sync_policy_and_project_follow_the_environment(tmp_path):
     prod = project / "environments" / "prod.yaml"
     prod.write_text(prod.read_text().replace("  namespace: argocd\n",
                                               "  namespace: argocd\n  sync: manual\n  project: platform\n"))
+    spec_file = project / "examples" / "churn" / "mlops.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["overrides"].setdefault("staging", {})["gitops"] = {"sync": "manual"}  # the spec's own, per environment
+    spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = tmp_path / "out"
     _compile([project], out, ["kserve", "seldon", "feast", "argocd"])
+    staging = yaml.safe_load((out / "argocd/staging/churn/application.yaml").read_text())
+    assert "automated" not in staging["spec"]["syncPolicy"]
     app = yaml.safe_load((out / "argocd/prod/churn/application.yaml").read_text())
     assert "automated" not in app["spec"]["syncPolicy"] and "finalizers" not in app["metadata"]
     assert app["spec"]["project"] == "platform"
