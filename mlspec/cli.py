@@ -159,6 +159,30 @@ def schema(which: str) -> None:
     sys.exit(commands.guarded("text", lambda: commands.schema(which)))
 
 
+@main.command("verify")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--env", "-e", "env", multiple=True,
+              help="Only the output compiled for this environment (repeatable; default: every one in the manifest).")
+@click.option("--out", "-o", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Output root holding the compiled files and .mlspec/manifest.json.")
+@click.option("--context", default=None, help="kubeconfig context to verify against (default: the current context).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).")
+@click.option("--format", "-f", "fmt", type=click.Choice(reporters.FORMATS), default=None,
+              help="Output format (default: github when GITHUB_ACTIONS=true, else text).")
+def verify_(paths, env, out_root, context, kubeconfig, fmt) -> None:
+    """Server-side dry-run apply of the compiled output against a cluster.
+
+    PATHS (specs or folders) limit it to those specs' output. Exit 0: every object accepted;
+    1: some rejected; 2: no cluster reachable (or no kubeconfig)."""
+    from . import commands
+    from .verify import verify as run_verify
+
+    fmt = fmt or reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: run_verify(list(paths), _envs(env), out_root, context=context,
+                                                      kubeconfig=kubeconfig, fmt=fmt)))
+
+
 @main.command()
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
