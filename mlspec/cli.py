@@ -184,6 +184,23 @@ def verify_(paths, env, out_root, context, kubeconfig, fmt) -> None:
 
 
 @main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--env", "-e", "env", default=None,
+              help="Draw the spec resolved for this environment (default: the spec as written, without any "
+                   "environment's overrides).")
+@click.option("--environments", "env_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of environment files (default: nearest environments/ above the spec).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
+              help="Mermaid (GitHub renders it in markdown) or Graphviz DOT.")
+def graph(spec: Path, env: str | None, env_dir: Path | None, fmt: str) -> None:
+    """Print a picture of SPEC's ML system: sources → checks → feature views → feature service →
+    training → model → champion/challenger split → drift → action."""
+    from . import commands
+
+    sys.exit(commands.guarded(reporters.default_format(), lambda: commands.graph(spec, env, env_dir, fmt)))
+
+
+@main.command()
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def init(directory: Path, force: bool) -> None:

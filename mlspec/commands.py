@@ -355,6 +355,29 @@ def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_d
     return run(context(chosen, registry.select(["kubeflow"])[0]), chosen.base_dir, out_dir, out, **extra)
 
 
+def graph(spec_path: Path, env_name: str | None, env_dir: Path | None, fmt: str = "mermaid",
+          out: IO[str] | None = None) -> int:
+    """`mlspec graph SPEC`: print a picture of one ML system, as Mermaid (``fmt`` "mermaid") or
+    Graphviz DOT ("dot").  Without ``env_name``: the spec as written, without any
+    environment's overrides (only the spec is validated); with it, the spec resolved and
+    validated for that environment.  An invalid spec raises, for :func:`guarded` to report."""
+    from . import graph as graphs
+    from .loader import display_path
+    from .project import discover, resolve
+
+    out = out or sys.stdout
+    specs = discover([spec_path])
+    if len(specs) != 1:
+        raise SpecError(f"{len(specs)} specs under {display_path(spec_path)}; mlspec graph draws one",
+                        display_path(spec_path), 1, 1, hint="pass one mlops.yaml", code="usage")
+    result = resolve(specs[0], [env_name] if env_name else [], env_dir)
+    if result.errors:
+        raise SpecErrors(result.errors)
+    drawing = graphs.build(result.resolved[0])
+    out.write(graphs.dot(drawing) if fmt == "dot" else graphs.mermaid(drawing))
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- editing commands
 # `mlspec traffic / promote / rollback / challenger`: edit the spec in place (or its
 # overrides.<env> block), keeping every other byte; see mlspec.edit.
