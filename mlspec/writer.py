@@ -356,8 +356,10 @@ def recover(root: Path | str) -> str:
 
 
 def display(root: Path, rel: str) -> str:
-    """``rel`` as the user sees it (joined as text: an absolute ``rel`` stays below root)."""
-    return f"{root}/{rel}"
+    """``rel`` as the user sees it (joined as text: an absolute ``rel`` stays below root).  Below
+    the current folder it has no ``./`` prefix: GitHub does not place an annotation whose file
+    starts with ``./`` on the pull request (crate-ci/typos#1496)."""
+    return rel if str(root) in ("", ".") else f"{root}/{rel}"
 
 
 # -------------------------------------------------------------------------- planning

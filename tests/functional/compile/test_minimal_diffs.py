@@ -165,17 +165,40 @@ def test_key_reorder_changes_nothing(repo: Path):
     assert tree(out) == before
 
 
-def test_an_mlspec_version_bump_rewrites_nothing(repo: Path, monkeypatch):
+def test_an_mlspec_version_bump_rewrites_only_the_workflows_install_line(repo: Path, monkeypatch):
+    """A new mlspec release: headers carry no version, so the one output line that changes is
+    the GitHub workflow's install of mlspec at the version that compiles (generators/github.py,
+    while ``github.mlspec`` is unset); the manifest keeps the version that wrote the other bytes."""
+    import json
+    import sys
+
     import mlspec
-    from mlspec import writer
 
     out = repo / "gitops"
-    before = tree(out)
-    monkeypatch.setattr(mlspec, "__version__", "99.0.0")
-    monkeypatch.setattr(writer, "__version__", "99.0.0")
-    code, output = compile_(repo)
+    code, output = compile_(repo, ".")  # the whole project: the repository-scope workflow too
     assert code == 0, output
-    assert tree(out) == before  # headers carry no version; the manifest keeps the version that wrote the bytes
+    before, stamps = tree(out), mtimes(out)
+    old = mlspec.__version__
+    bound = [m for name, m in sys.modules.items()  # every module that bound mlspec's version
+             if (name == "mlspec" or name.startswith("mlspec.")) and getattr(m, "__version__", None) == old]
+    assert len(bound) > 3
+    for module in bound:
+        monkeypatch.setattr(module, "__version__", "99.0.0")
+    code, output = compile_(repo, ".")
+    assert code == 0, output
+    after = tree(out)
+    workflow = ".github/workflows/mlspec.yaml"
+    assert set(after) == set(before)
+    assert {p for p in after if after[p] != before[p]} == {workflow, ".mlspec/manifest.json"}
+    diff = [line for line in difflib.unified_diff(before[workflow].decode().splitlines(),
+                                                  after[workflow].decode().splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert diff == [f"-        MLSPEC_REQUIREMENT: mlspec[kfp]=={old}", "+        MLSPEC_REQUIREMENT: mlspec[kfp]==99.0.0"]
+    untouched = [p for p in after if p not in (workflow, ".mlspec/manifest.json")]
+    assert all(mtimes(out)[p] == stamps[p] for p in untouched), "unchanged files are not rewritten"
+    files_before, files_after = (json.loads(t[".mlspec/manifest.json"])["files"] for t in (before, after))
+    assert {p for p in files_after if files_after[p] != files_before[p]} == {workflow}
+    assert files_after[workflow]["mlspec"] == "99.0.0"
 
 
 def test_output_does_not_depend_on_the_working_directory(repo: Path, tmp_path: Path):
