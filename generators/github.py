@@ -9,7 +9,7 @@ Like every repository-scope output it is generated only by a compile of the whol
 
 The workflow, on ``pull_request`` (never ``pull_request_target``: the pull request's code
 runs with a read-only token and no secrets), filtered by ``paths:`` to the specs' folders,
-any new ``mlops.yaml``, ``environments/**``, the output (``deploy/**``, ``.mlspec/**``) and
+any new ``mlops.yaml``, ``environments/**``, the output (``deploy/**``, ``argocd/**``, ``.mlspec/**``) and
 the workflow itself:
 
 ``check`` (``contents: read``)
@@ -223,6 +223,7 @@ def paths_filter(settings: Effective, spec_paths: list[str]) -> list[str] | None
         "**/mlops.yml",
         f"{_literal(_in(wd, 'environments'))}/**",
         "deploy/**",
+        "argocd/**",
         ".mlspec/**",
         WORKFLOW_PATH,
     ]
