@@ -309,7 +309,7 @@ def test_validate_ok_implies_every_target_generates(data: st.DataObject, workdir
     """For generated and mutated specs: when `validate` accepts one in an environment, every
     registered target generates it without raising -- no user error waits for compile time."""
     from mlspec import registry
-    from mlspec.compiler import generate_scope
+    from mlspec.compiler import compile_resolved
 
     doc = copy.deepcopy(data.draw(st.sampled_from(BASE_DATA), label="base"))
     for _ in range(data.draw(st.integers(0, 4), label="tweaks")):
@@ -322,9 +322,13 @@ def test_validate_ok_implies_every_target_generates(data: st.DataObject, workdir
     result = resolve(path, envs, ENV_DIR, env_cache=env_cache)
     GENERATION["checked"] += 1
     for resolved in result.resolved:
-        made = {target.name: generate_scope(resolved, target) for target in registry.select(None)}  # no crash
+        # every scope: spec targets, the consuming argocd target and the repository's github one
+        compiled = compile_resolved([resolved], registry.select(None), wide_envs={resolved.env_name},
+                                    whole_repository=True)  # no crash
+        assert not compiled.errors, compiled.errors
+        made = {info["target"] for info in compiled.files.values()}
         runtime = resolved.spec.serving.runtime
-        assert made["kubeflow"] and made[runtime], f"kubeflow or {runtime} generated nothing"
+        assert {"kubeflow", runtime, "argocd", "github"} <= made, f"a target generated nothing: {sorted(made)}"
         GENERATION["generated"] += 1
 
 
