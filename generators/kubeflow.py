@@ -75,6 +75,11 @@ Training
     spec's ``test_size``, seed and ``stratify``), fits on the training part and scores on
     the hold-out.  An estimator that rejects NaN (missing window aggregates) gets a median
     ``SimpleImputer`` in front.  The best candidate wins; ties go to the earlier candidate.
+    With ``training.preprocessing`` at work (a string feature, scaling, an imputation or a
+    per-feature setting; :func:`preprocessing`), the step is
+    :func:`~mlspec.generators.kubeflow_components.train_candidate_preprocessed` instead: each
+    candidate is one scikit-learn ``Pipeline([("preprocess", ColumnTransformer), ("model",
+    estimator)])``, so the registered model applies the fitted preprocessing to raw values.
     ``container``: each candidate runs the spec's image and command with the spec's args
     followed by ``--feature-columns JSON --label COL --metric NAME --test-size F
     --split-seed N --stratify true|false --features PATH --candidate JSON --model-dir PATH
@@ -267,6 +272,8 @@ class Plan:
     pipeline_root: str
     image: str
     fs_schemes: tuple[str, ...] = field(default=())
+    #: per feature, how the training step prepares it (:func:`preprocessing`); None: the plain step
+    preprocessing: tuple[dict, ...] | None = None
 
 
 def pipeline_version_name(ctx: Context) -> str:
@@ -370,7 +377,38 @@ def plan(ctx: Context) -> Plan:
         pipeline_root=pipeline_root,
         image=training.image or DEFAULT_IMAGE,
         fs_schemes=schemes,
+        preprocessing=preprocessing(spec),
     )
+
+
+def preprocessing(spec: Spec) -> tuple[dict, ...] | None:
+    """How the training step prepares each served feature (``training.preprocessing``), in the
+    feature service's order: ``{"name", "categorical": encoding}`` for a string feature or one the
+    spec marks categorical, else ``{"name", "numeric": scaling, "impute": strategy}``.  None when
+    there is nothing to prepare -- every feature a number, unscaled, imputed ``auto`` -- which is
+    what the plain :func:`~mlspec.generators.kubeflow_components.train_candidate` step does (the
+    median in front of an estimator that rejects NaN), so such a spec compiles to the pipeline it
+    compiled to before preprocessing existed.  Container training: None (the container trains on
+    the raw table)."""
+    training = spec.training
+    if training.container is not None:
+        return None
+    pre = training.preprocessing
+    entries = []
+    for view_name, feature in spec.served_features(training.feature_service):
+        field_spec = next((f for f in spec.view(view_name).fields if f.name == feature), None)
+        override = pre.features.get(feature)
+        if override is not None and override.categorical is not None:
+            entries.append({"name": feature, "categorical": override.categorical})
+        elif field_spec is not None and field_spec.dtype == "string":  # validation: categorical is not none
+            entries.append({"name": feature, "categorical": pre.categorical})
+        else:
+            entries.append({"name": feature,
+                            "numeric": override.numeric if override and override.numeric else pre.numeric,
+                            "impute": override.impute if override and override.impute else pre.impute})
+    if all("categorical" not in e and e["numeric"] == "none" and e["impute"] == "auto" for e in entries):
+        return None
+    return tuple(entries)
 
 
 # ------------------------------------------------------------------------------------------
@@ -492,7 +530,7 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
 
     sources = {s.name: s for s in spec.data.sources}
     items = [canonical(c) for c in p.candidates]
-    lineage = json.dumps({
+    lineage = {
         "spec": spec.name,
         "environment": ctx.env.name,
         "feature_service": training.feature_service,
@@ -502,7 +540,10 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
         "container": training.container.image if training.container else None,
         "split": training.split.model_dump(mode="json"),
         "search": {"strategy": training.search.strategy, "candidates": len(items)},
-    }, sort_keys=True)
+    }
+    if p.preprocessing is not None:  # (absent otherwise: the plain step's pipeline stays as it was)
+        lineage["preprocessing"] = list(p.preprocessing)
+    lineage = json.dumps(lineage, sort_keys=True)
 
     def training_pipeline(data_root: str = p.data_root, registry_root: str = p.registry_root) -> str:
         datasets, snapshots, checked = {}, {}, {}
@@ -636,10 +677,15 @@ def _train_component(ctx: Context, p: Plan, component, dsl):
     timed = dict(split_strategy="time", timestamp=p.label_timestamp, cutoff=split.cutoff or "",
                  gap_seconds=units.parse_duration(split.gap) if split.gap else 0) if split.strategy == "time" else {}
     if training.container is None:
-        op = component(_steps().train_candidate, _packages(TRAIN_PACKAGES))
+        if p.preprocessing is None:
+            op, prepared = component(_steps().train_candidate, _packages(TRAIN_PACKAGES)), {}
+        else:  # one Pipeline of the features' preprocessing and the estimator
+            op = component(_steps().train_candidate_preprocessed, _packages(TRAIN_PACKAGES))
+            prepared = dict(preprocessing=json.dumps(list(p.preprocessing), sort_keys=True))
 
         def run(features, candidate):
-            task = op(candidate=candidate, estimator=training.estimator, features=features, **common, **timed)
+            task = op(candidate=candidate, estimator=training.estimator, features=features, **common, **timed,
+                      **prepared)
             return _resources(task.set_display_name("train candidate"), training)
 
         return run

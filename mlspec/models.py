@@ -412,6 +412,64 @@ class Split(Model):
     stratify: bool = Field(False, description="random only: keep the class proportions in both parts.")
 
 
+Encoding = Literal["one_hot", "ordinal"]
+Scaling = Literal["none", "standard", "minmax"]
+Imputation = Literal["auto", "none", "mean", "median", "most_frequent"]
+
+
+class FeaturePreprocessing(Model):
+    """How one served feature is prepared, instead of the defaults of `training.preprocessing`:
+    either encoded as a category (`categorical`) or scaled and imputed as a number."""
+
+    categorical: Encoding | None = Field(
+        None, description="Encode this feature as categories, one_hot or ordinal, whatever its dtype: e.g. an int64 "
+                          "store or product code, whose numbers mean nothing as quantities.")
+    numeric: Scaling | None = Field(None, description="Scale this numeric feature so (see preprocessing.numeric).")
+    impute: Imputation | None = Field(None, description="Fill this numeric feature's missing values so "
+                                                        "(see preprocessing.impute).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "FeaturePreprocessing":
+        if self.categorical is not None:
+            for key, verb in (("numeric", "scaled"), ("impute", "imputed")):
+                if getattr(self, key) is not None:
+                    raise FieldError(key, f"a categorical feature is encoded, not {verb} (a missing value is a category "
+                                          f"of its own): give categorical, or numeric/impute")
+        elif self.numeric is None and self.impute is None:
+            raise ValueError("say how the feature is prepared: categorical, numeric or impute")
+        return self
+
+
+class Preprocessing(Model):
+    """How the served features are prepared for the estimator.  The training step fits one
+    scikit-learn `Pipeline([("preprocess", ColumnTransformer), ("model", estimator)])` on the
+    training part, so the registered model holds the fitted preprocessing, takes the raw feature
+    values in the feature service's order, and serving applies exactly the training transforms."""
+
+    categorical: Literal["one_hot", "ordinal", "none"] = Field(
+        "one_hot", description="Encoding of string features (and of those preprocessing.features marks categorical), "
+        "fitted on the training part. one_hot: one 0/1 column per category seen in training; at serving time an "
+        "unseen category is all zeros, never an error; a missing value is a category of its own. ordinal: one column, "
+        "each category its number in sorted order (0, 1, ...); an unseen category is -1, a missing value -2 (suits "
+        "tree models). none: no encoding; a string feature is then an error.")
+    numeric: Scaling = Field(
+        "none", description="Scaling of numeric features (int, float, bool fields and aggregations), fitted on the "
+        "training part: none; standard (zero mean, unit variance); minmax (to [0, 1] over the training range).")
+    impute: Imputation = Field(
+        "auto", description="Missing numeric values (a label with no row in the view's ttl, a window with no rows): "
+        "auto, the training part's median when the estimator does not accept NaN, else NaN is left for the "
+        "estimator (e.g. HistGradientBoosting* use it as information); none, NaN goes to the estimator as it is "
+        "(training stops with a message when the estimator rejects it); mean, median or most_frequent of the "
+        "training part. Categorical features are not imputed: a missing value is a category of its own.")
+    features: dict[Name, FeaturePreprocessing] = Field(
+        default_factory=dict, description="Per served feature, instead of the defaults above, e.g. "
+        "{store_id: {categorical: one_hot}} for an integer code, {income: {numeric: standard}}.")
+
+
+def _default_preprocessing(value: "Preprocessing") -> bool:
+    return value == Preprocessing()
+
+
 class Training(Model):
     label: Label
     feature_service: Name
@@ -421,6 +479,13 @@ class Training(Model):
     parallelism: int = Field(1, ge=1, le=64)
     metric: Metric
     split: Split = Field(default_factory=Split)
+    # left out of a dump while it is the default: the resolved document (and so every artefact's
+    # inputs hash) of a spec that does not use preprocessing stays what it was before the field existed
+    preprocessing: Preprocessing = Field(
+        default_factory=Preprocessing, exclude_if=_default_preprocessing,
+        description="How the features are encoded, scaled and imputed for the estimator (estimator training "
+                    "only; a container trains on the raw feature table). The defaults: string features one-hot "
+                    "encoded, numbers as they are, the median for missing numbers when the estimator rejects NaN.")
     schedule: Cron | None = None
     timezone: str = Field("Etc/UTC", description="IANA time zone of the schedule (the CronJob's timeZone), "
                           "e.g. Europe/Berlin; checked against the tz database.")

@@ -671,23 +671,55 @@ class _Checker:
         self.error(("training", "timezone"), f"unknown time zone '{t.timezone}'", hint, "timezone")
 
     def feature_types(self, t: m.Training) -> None:
-        """An estimator is fitted on a numeric matrix: a string, bytes or timestamp feature
-        fails at run time ("could not convert string to float")."""
-        if t.estimator is None or t.feature_service in self._broken_services:
+        """What the estimator is fitted on: numbers, and string features that
+        ``training.preprocessing`` encodes as categories.  Bytes and timestamps are neither (the
+        step would fail at run time: "could not convert string to float"), nor is a string
+        feature when ``categorical`` is none; ``preprocessing.features`` names served features,
+        and scales or imputes numbers only.  Plain loops over the served features: no scikit-learn."""
+        pre, base = t.preprocessing, ("training", "preprocessing")
+        if t.estimator is None:
+            if pre != m.Preprocessing():
+                self.error(base, "training.preprocessing applies to estimator training; the container "
+                           f"{t.container.image} is given the raw feature table", "remove training.preprocessing, "
+                           "or prepare the features in the container", "preprocessing", key=True)
             return
+        if t.feature_service in self._broken_services or self.spec.service(t.feature_service) is None:
+            return  # reported once, where the service is
         index = {v.name: i for i, v in enumerate(self.spec.features.views)}
-        for view_name, feature in dict.fromkeys(self.spec.served_features(t.feature_service)):
+        served: dict[str, tuple[str, str, tuple | None]] = {}  # feature -> (view, dtype, path of its dtype)
+        for view_name, feature in self.spec.served_features(t.feature_service):
             view = self.spec.view(view_name)
-            base = ("features", "views", index[view_name])
             j = next((k for k, f in enumerate(view.fields) if f.name == feature), None)
-            if j is None:
-                continue  # an aggregation: numbers (one over strings other than count is reported in views())
-            dtype, path = view.fields[j].dtype, base + ("fields", j, "dtype")
-            if dtype in ("string", "bytes", "unix_timestamp", "date"):
-                self.error(path, f"feature '{feature}' of view '{view_name}' is {dtype}, but the estimator "
-                           f"{t.estimator} is fitted on numbers (training fails: could not convert string to float)",
-                           "encode it as numbers in the source (e.g. a category code), or leave it out of feature "
-                           f"service '{t.feature_service}'", "feature-type")
+            if j is None:  # an aggregation: numbers (one over strings other than count is reported in views())
+                served.setdefault(feature, (view_name, "float64", None))
+            else:
+                path = ("features", "views", index[view_name], "fields", j, "dtype")
+                served.setdefault(feature, (view_name, view.fields[j].dtype, path))
+        for name, how in pre.features.items():
+            if name not in served:
+                self.error(base + ("features", name), f"training.preprocessing.features names '{name}', which feature "
+                           f"service '{t.feature_service}' does not serve", did_you_mean(name, list(served))
+                           or f"served features: {', '.join(served)}", "preprocessing", key=True)
+            elif served[name][1] == "string" and how.categorical is None:
+                key = "numeric" if how.numeric is not None else "impute"
+                self.error(base + ("features", name, key), f"feature '{name}' is a string: it is encoded as "
+                           f"categories, not {'scaled' if key == 'numeric' else 'imputed'}",
+                           "give it categorical: one_hot or ordinal instead", "preprocessing")
+        for feature, (view_name, dtype, path) in served.items():
+            override = pre.features.get(feature)
+            if dtype in ("bytes", "unix_timestamp", "date"):
+                example = "" if dtype == "bytes" else " (e.g. days since the timestamp)"
+                self.error(path, f"feature '{feature}' of view '{view_name}' is {dtype}: the estimator {t.estimator} "
+                           "is fitted on numbers and categories, and preprocessing encodes neither bytes nor "
+                           "timestamps (training would fail at run time: could not convert string to float)",
+                           f"derive a number or a category from it in the source{example}, or leave it out of "
+                           f"feature service '{t.feature_service}'", "feature-type")
+            elif dtype == "string" and pre.categorical == "none" and (override is None or override.categorical is None):
+                self.error(path, f"feature '{feature}' of view '{view_name}' is string, but training.preprocessing."
+                           f"categorical is none: the estimator {t.estimator} is fitted on numbers (training would "
+                           "fail: could not convert string to float)", "set training.preprocessing.categorical: "
+                           f"one_hot (or ordinal, or per feature under preprocessing.features), encode it as numbers "
+                           f"in the source, or leave it out of feature service '{t.feature_service}'", "feature-type")
 
     def leakage(self, t: m.Training) -> None:
         """The model must not see its label: no served feature is the label column, and no

@@ -935,3 +935,199 @@ def test_table_names_are_quoted_one_way_for_every_dialect():
     ir = art.content[0] if art.multi_document else art.content
     task = root_tasks_by_display(ir)["ingest labels"]
     assert task["inputs"]["parameters"]["table"]["runtimeValue"]["constant"] == '"marts"."churn_labels"'
+
+
+# --------------------------------------------------------------------------- preprocessing (issue 7 item 15)
+
+
+def _string_variant(preprocessing=None):
+    """churn with a string feature (the customers' plan) in its service, and ``preprocessing``."""
+    def mutate(data):
+        profile = next(v for v in data["features"]["views"] if v["name"] == "customer_profile")
+        profile["fields"].append({"name": "plan", "dtype": "string"})
+        if preprocessing is not None:
+            data["training"]["preprocessing"] = preprocessing
+    return variant("churn", mutate)
+
+
+def _executor_sources(ir: dict) -> str:
+    return "\n".join(" ".join(e["container"]["command"]) for e in ir["deploymentSpec"]["executors"].values()
+                     if "container" in e)
+
+
+def test_numeric_specs_keep_the_plain_training_step_and_their_inputs_hash():
+    """Default preprocessing on numeric features has nothing to do: the pipeline is the one
+    compiled before preprocessing existed (the golden files hold it), and the resolved document
+    -- so every artefact's inputs hash -- has no preprocessing key."""
+    from mlspec.inputs import document
+
+    for example in EXAMPLES:
+        spec = Spec.model_validate(yaml.safe_load((ROOT / "examples" / example / "mlops.yaml").read_text()))
+        assert "preprocessing" not in document(spec, None)["spec"]["training"]
+    for case in CASES:
+        ctx = CONTEXTS[case]
+        assert kf.preprocessing(ctx.spec) is None
+        ir = artefacts(case)["pipeline-ir.yaml"].content
+        ir = ir[0] if isinstance(ir, list) else ir
+        code = _executor_sources(ir)
+        assert "def train_candidate(" in code and "train_candidate_preprocessed" not in code
+    # written out as the defaults, it is still nothing to do
+    same = variant("churn", lambda d: d["training"].update(preprocessing={"categorical": "one_hot", "impute": "auto"}))
+    assert kf.pipeline_version_name(same) == kf.pipeline_version_name(CONTEXTS[("churn", "dev")])
+
+
+def test_a_string_feature_trains_through_the_preprocessing_step():
+    ctx = _string_variant()
+    entries = kf.preprocessing(ctx.spec)
+    features = [f for _, f in ctx.spec.served_features(ctx.spec.training.feature_service)]
+    assert [e["name"] for e in entries] == features  # the served order
+    assert {"name": "plan", "categorical": "one_hot"} in entries
+    assert all(e == {"name": e["name"], "numeric": "none", "impute": "auto"} for e in entries if e["name"] != "plan")
+    ir, _ = kf.compile_ir(ctx)
+    code = _executor_sources(ir)
+    assert "def train_candidate_preprocessed(" in code and "def train_candidate(" not in code
+    train = next(t for _, dag in all_dags(ir) for t in dag["tasks"].values() if t["taskInfo"]["name"] == "train candidate")
+    assert json.loads(train["inputs"]["parameters"]["preprocessing"]["runtimeValue"]["constant"]) == list(entries)
+    register = root_tasks_by_display(ir)["register model"]
+    lineage = json.loads(register["inputs"]["parameters"]["lineage"]["runtimeValue"]["constant"])
+    assert lineage["preprocessing"] == list(entries)
+
+
+def test_per_feature_preprocessing_overrides_the_defaults():
+    ctx = _string_variant({"categorical": "ordinal", "numeric": "standard", "impute": "median",
+                           "features": {"tenure_months": {"categorical": "one_hot"},
+                                        "monthly_charges": {"numeric": "minmax"}}})
+    entries = {e["name"]: e for e in kf.preprocessing(ctx.spec)}
+    assert entries["plan"] == {"name": "plan", "categorical": "ordinal"}
+    assert entries["tenure_months"] == {"name": "tenure_months", "categorical": "one_hot"}
+    assert entries["monthly_charges"] == {"name": "monthly_charges", "numeric": "minmax", "impute": "median"}
+    rest = [e for n, e in entries.items() if n not in ("plan", "tenure_months", "monthly_charges")]
+    assert rest and all((e["numeric"], e["impute"]) == ("standard", "median") for e in rest)
+    # scaling alone (no string feature) is work for the preprocessing step too
+    scaled = variant("churn", lambda d: d["training"].update(preprocessing={"numeric": "standard"}))
+    assert kf.preprocessing(scaled.spec) is not None
+
+
+def _numeric_frame(classes: int, n: int = 160, seed: int = 11) -> pd.DataFrame:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    x[::9, 1] = np.nan
+    if classes:
+        y = (x[:, 0] * 2 + rng.normal(size=n) > 0).astype(int)
+    else:
+        y = 20 + 3 * x[:, 0] + rng.normal(size=n)
+    ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="h")
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "n": rng.integers(0, 5, size=n), "y": y,
+                         "ts": ts.as_unit("us")})
+
+
+@pytest.mark.parametrize("estimator,metric,classes,split", [
+    ("sklearn.linear_model.LogisticRegression", "roc_auc", 2, {}),
+    ("sklearn.linear_model.LogisticRegression", "f1", 2, {"split_strategy": "time", "timestamp": "ts", "gap_seconds": 3600}),
+    ("sklearn.ensemble.RandomForestRegressor", "rmse", 0, {}),
+    ("sklearn.ensemble.HistGradientBoostingRegressor", "mae", 0, {"split_strategy": "time", "timestamp": "ts"}),
+    ("sklearn.linear_model.Ridge", "r2", 0, {"split_strategy": "time", "timestamp": "ts", "cutoff": "2024-01-06"}),
+])
+def test_the_preprocessing_step_scores_numbers_as_the_plain_step_does(tmp_path, estimator, metric, classes, split):
+    """The two training steps share the split and the scoring line for line; with nothing to
+    prepare they give the same score and the same predictions (a guard against the copies drifting)."""
+    import numpy as np
+
+    from mlspec.generators.kubeflow_components import train_candidate, train_candidate_preprocessed
+
+    frame = _numeric_frame(classes)
+    features = _write(tmp_path, "f", frame)
+    common = dict(candidate="{}", estimator=estimator, feature_columns='["a", "b", "n"]', label="y", metric=metric,
+                  test_size=0.25, split_seed=4, stratify=False, features=features, **split)
+    plain = json.loads(train_candidate(model=_artifact(tmp_path / "plain"), **common))
+    prepare = json.dumps([{"name": c, "numeric": "none", "impute": "auto"} for c in ("a", "b", "n")])
+    prepared = json.loads(train_candidate_preprocessed(model=_artifact(tmp_path / "prep"), preprocessing=prepare, **common))
+    assert prepared["score"] == pytest.approx(plain["score"], rel=1e-12, abs=1e-15)
+    assert {**prepared, "score": None} == {**plain, "score": None}  # the same split, rows and parameters
+    X = frame[["a", "b", "n"]].astype("float64")
+    a, b = joblib_load(tmp_path / "plain" / "model.joblib"), joblib_load(tmp_path / "prep" / "model.joblib")
+    assert list(b.named_steps) == ["preprocess", "model"]
+    np.testing.assert_allclose(b.predict(X), a.predict(X), rtol=1e-12, atol=1e-12)
+
+
+def test_the_preprocessing_step_fits_one_pipeline_that_takes_raw_values(tmp_path):
+    """A string feature (with gaps), an int code encoded ordinally, a scaled number with gaps:
+    one Pipeline, fitted on the training part; its score is an independent scikit-learn refit's,
+    and the saved model predicts rows with unseen categories, missing values and plain arrays."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import mean_squared_error
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from mlspec.generators.kubeflow_components import train_candidate_preprocessed
+
+    rng = np.random.default_rng(3)
+    n = 200
+    kind = rng.choice(["mall", "street", "outlet"], size=n).astype(object)
+    kind[::13] = None
+    size = rng.uniform(50, 500, size=n)
+    size[::11] = np.nan
+    code = rng.integers(1, 4, size=n)
+    effect = pd.Series(kind).map({"mall": 40.0, "street": 10.0, "outlet": -20.0}).fillna(0).to_numpy()
+    y = 0.2 * np.nan_to_num(size, nan=250) + effect + 5 * code + rng.normal(size=n)
+    frame = pd.DataFrame({"kind": pd.array(kind, dtype="str"), "size": size, "code": code, "y": y})
+    features = _write(tmp_path, "f", frame)
+    prepare = [{"name": "kind", "categorical": "one_hot"}, {"name": "size", "numeric": "standard", "impute": "auto"},
+               {"name": "code", "categorical": "ordinal"}]
+    model = _artifact(tmp_path / "model")
+    result = json.loads(train_candidate_preprocessed(
+        candidate='{"alpha": 0.5}', estimator="sklearn.linear_model.Ridge", feature_columns='["kind", "size", "code"]',
+        preprocessing=json.dumps(prepare), label="y", metric="rmse", test_size=0.25, split_seed=9, stratify=False,
+        features=features, model=model))
+    assert json.loads(model.metadata["preprocessing"]) == prepare
+
+    data = pd.read_parquet(tmp_path / "f")
+    X = data[["kind", "size", "code"]].assign(size=lambda f: f["size"].astype("float64"))
+    X_train, X_test, y_train, y_test = train_test_split(X, data["y"], test_size=0.25, random_state=9)
+    oracle = Pipeline([
+        ("preprocess", ColumnTransformer([
+            ("kind", OneHotEncoder(handle_unknown="ignore", sparse_output=False), [0]),
+            ("size", Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                               ("scale", StandardScaler())]), [1]),
+            ("code", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2), [2]),
+        ], sparse_threshold=0.0)),
+        ("model", Ridge(alpha=0.5, random_state=9)),
+    ]).fit(X_train, y_train)
+    expected = math.sqrt(mean_squared_error(y_test, oracle.predict(X_test)))
+    assert result["score"] == pytest.approx(expected, rel=1e-12)
+
+    fitted = joblib_load(tmp_path / "model" / "model.joblib")
+    assert list(fitted.named_steps) == ["preprocess", "model"]
+    assert list(fitted.feature_names_in_) == ["kind", "size", "code"]
+    np.testing.assert_allclose(fitted.predict(X_test), oracle.predict(X_test), rtol=1e-12)
+    unseen = pd.DataFrame({"kind": ["kiosk", None, "mall"], "size": [120.0, np.nan, 80.0], "code": [9, 2, 1]})
+    predicted = fitted.predict(unseen)
+    assert np.isfinite(predicted).all()
+    # an unseen category is all zeros: as if the category's effect were unknown
+    onehot = fitted.named_steps["preprocess"].transform(unseen)
+    assert onehot[0, :4].tolist() == [0.0, 0.0, 0.0, 0.0] and onehot[0, -1] == -1  # kind one-hot, code unknown
+    with pytest.warns(UserWarning, match="feature names"):  # a tensor's plain array: by position
+        assert fitted.predict(unseen.to_numpy(dtype=object)) == pytest.approx(predicted)
+
+
+def test_the_preprocessing_step_refuses_missing_values_it_may_not_fill(tmp_path, capsys):
+    from mlspec.generators.kubeflow_components import train_candidate_preprocessed
+
+    frame = _numeric_frame(0)
+    features = _write(tmp_path, "f", frame)
+    with pytest.raises(ValueError, match="impute is none for: b"):
+        train_candidate_preprocessed(
+            candidate="{}", estimator="sklearn.linear_model.LinearRegression", feature_columns='["a", "b"]',
+            preprocessing=json.dumps([{"name": "a", "numeric": "none", "impute": "none"},
+                                      {"name": "b", "numeric": "none", "impute": "none"}]),
+            label="y", metric="rmse", test_size=0.25, split_seed=0, stratify=False, features=features,
+            model=_artifact(tmp_path / "model"))
+    out = capsys.readouterr().out
+    assert "MLSPEC-FAILURE: sklearn.linear_model.LinearRegression does not accept missing values" in out
+    assert "b (18 missing)" in out
