@@ -755,6 +755,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _sync_directories(root: Path, directories: set[Path]) -> None:
+    """Make the renames and deletions in ``directories`` durable: one ``syncfs`` of the output
+    root's file system (a new spec folder alone adds several directories), else an ``fsync``
+    of each directory."""
+    sync = _syncfs()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if sync is not None and sync(fd) == 0:
+            return
+    finally:
+        os.close(fd)
+    for directory in sorted(directories):
+        if directory.is_dir():
+            _fsync_dir(directory)
+
+
 def _check_root(root: Path, *, create: bool) -> None:
     """Refuse an output root that exists but is not a directory; create it if asked."""
     try:
@@ -932,9 +948,7 @@ def _roll_forward(root: Path, journal: dict[str, Any], step: Callable[[], None])
         step()
     elif _sha_of(root / MANIFEST_PATH) != journal["manifest_sha256"]:
         raise _journal_error(root, "the staged manifest is gone")
-    for directory in sorted(touched):
-        if directory.is_dir():
-            _fsync_dir(directory)
+    _sync_directories(root, touched)
 
 
 def _finish(root: Path, step: Callable[[], None]) -> None:
