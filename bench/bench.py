@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Speed figures for mlspec, printed, not asserted (timed tests are flaky; figures are not).
 
-    python bench/bench.py [--runs N] [--only validate|compile|noop|monorepo]
+    python bench/bench.py [--runs N] [--only validate|compile|noop|monorepo|diff]
 
 Each figure is the median wall time of N cold runs (a fresh process each time), next
 to the reference it is measured against and the goal from the issue tracker:
@@ -11,6 +11,10 @@ to the reference it is measured against and the goal from the issue tracker:
 * compile: cold `mlspec compile` of the churn example, all environments, vs `import kfp`
   plus the kfp compile of the same pipeline alone (goal ratio ≤ 1.2);
 * noop: a recompile when nothing changed (goal ≤ 0.2 s);
+* diff: `mlspec diff --base HEAD` on the 200-spec monorepo in git with one spec edited (goal ≤ 2×
+  a cold compile of that spec alone: unchanged specs are rendered on neither side), and the
+  diff engine -- pairing, field diffs, ML notes, the three formats -- on a change of ≥ 600
+  resources (goal ≤ 1 s; rendering the specs excluded, it is the first figure's business);
 * monorepo: 200 specs × 3 environments (goal ≤ 30 s on 2 cores; the Feast target adds
   ≤ 10 %, measured against the same compile without it), and 50/100 specs to
   show how time grows with the number of specs.
@@ -148,10 +152,93 @@ def bench_monorepo(runs: int) -> None:
                     f"feast adds {(seconds / without - 1) * 100:.0f}%  goal ≤ 10% (exit {rc2})")
 
 
+GIT_ENV = {**BENCH_ENV, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "bench",
+           "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "bench@example.com"}
+
+#: The diff engine alone, on a work tree whose edit is already there: the specs are rendered
+#: first (not timed), then pairing, field diffs, ML notes and the three formats are.
+DIFF_ENGINE = """
+import json, sys, time
+from pathlib import Path
+from mlspec import semdiff
+spent = {}
+def timing(name, function):
+    def run(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[name] = spent.get(name, 0) + time.perf_counter() - start
+    return run
+for name in ("compare", "ml_notes", "graphs"):
+    setattr(semdiff, name, timing(name, getattr(semdiff, name)))
+report = semdiff.build_report([Path(sys.argv[1])], None, None, base="HEAD", jobs=int(sys.argv[2]))
+start = time.perf_counter()
+sizes = [len(semdiff.render(report, fmt)) for fmt in semdiff.FORMATS]
+spent["render"] = time.perf_counter() - start
+print(json.dumps({"seconds": sum(spent.values()), "parts": spent, "resources": len(report.resources),
+                  "fields": sum(len(r.fields) for r in report.resources), "files": len(report.files)}))
+"""
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, env=GIT_ENV, check=True, stdout=subprocess.DEVNULL)
+
+
+def bench_diff(runs: int) -> None:
+    import json
+
+    print("diff --base (200 specs × 3 environments in git, cold)")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_monorepo(root, 200)
+        _git(root, "init", "-q")
+        _git(root, "add", "-A")
+        _git(root, "commit", "-q", "-m", "200 specs")
+        spec = root / "specs/churn-007/mlops.yaml"
+        original = spec.read_text()
+        spec.write_text(original.replace("traffic: {champion: 90, challenger: 10}", "traffic: {champion: 80, challenger: 20}"))
+        ours, rc = timed([str(BIN / "mlspec"), "diff", "--base", "HEAD", "specs"], runs, cwd=root)
+        out = root / "cold"
+
+        def fresh() -> None:
+            shutil.rmtree(out, ignore_errors=True)
+
+        cold, rc2 = timed([str(BIN / "mlspec"), "compile", "specs/churn-007", "--out", str(out)], runs, cwd=root,
+                          setup=fresh)
+        row("mlspec diff --base HEAD specs (1 of 200 specs edited)", ours, f"(exit {rc})")
+        row("cold mlspec compile of that spec alone", cold, f"(exit {rc2})")
+        print(f"  ratio: {ours / cold:.2f}  (goal ≤ 2)")
+        spec.write_text(original)
+        count = 24  # 26 objects per spec (3 environments): 624 resources
+        for i in range(count):
+            path = root / "specs" / f"churn-{i:03d}" / "mlops.yaml"
+            path.write_text(path.read_text().replace("  team: growth\n", "  team: retention\n", 1))
+        figures = []
+        for _ in range(max(1, runs // 2)):
+            proc = subprocess.run([sys.executable, "-c", DIFF_ENGINE, "specs", str(os.cpu_count() or 1)], cwd=root,
+                                  env=BENCH_ENV, capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stderr[-2000:])
+                return
+            figures.append(json.loads(proc.stdout))
+        best = sorted(figures, key=lambda f: f["seconds"])[len(figures) // 2]
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(best["parts"].items()))
+        row(f"diff engine, {best['resources']} resources / {best['fields']} fields changed", best["seconds"],
+            f"goal ≤ 1 s  ({parts})")
+        whole, rc3 = timed([str(BIN / "mlspec"), "diff", "--base", "HEAD", "specs"], max(1, runs // 2), cwd=root)
+        cold_all, rc4 = timed([str(BIN / "mlspec"), "compile", *[f"specs/churn-{i:03d}" for i in range(count)],
+                               "--out", str(out)], max(1, runs // 2), cwd=root, setup=fresh)
+        row(f"mlspec diff --base HEAD specs ({count} specs edited), end to end", whole, f"(exit {rc3})")
+        row(f"cold mlspec compile of those {count} specs", cold_all,
+            f"ratio {whole / cold_all:.2f} (goal ≤ 2) (exit {rc4})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", choices=["validate", "compile", "noop", "monorepo"], action="append")
+    parser.add_argument("--only", choices=["validate", "compile", "noop", "monorepo", "diff"], action="append")
     args = parser.parse_args()
     only = set(args.only or ["validate", "compile", "noop", "monorepo"])
     print(f"mlspec benchmarks — {os.cpu_count()} cores, python {sys.version.split()[0]}, "
@@ -162,6 +249,8 @@ def main() -> int:
         bench_compile(args.runs)
     if "monorepo" in only:
         bench_monorepo(args.runs)
+    if "diff" in only:
+        bench_diff(args.runs)
     return 0
 
 

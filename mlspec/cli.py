@@ -90,17 +90,64 @@ def compile_(paths, env, env_dir, out_root, targets, check, dry_run, force, fmt,
 
 @main.command()
 @_spec_options
+@click.option("--base", "base", metavar="GIT_REF",
+              help="Compare with the specs as they are at this git revision (read from git objects; the work tree "
+                   "and index are not touched).")
+@click.option("--against", type=click.Path(file_okay=False, path_type=Path),
+              help="Compare with the files of this committed output root.")
 @click.option("--out", "-o", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Output root to compare with.")
+              show_default=True, help="Output root (without --base/--against: the one compared with).")
 @click.option("--targets", "-t", help="Comma-separated targets to run (default: all registered).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="text for a terminal, markdown for a pull request, json for machines.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are changes (as git diff --exit-code).")
 @_jobs_option
-def diff(paths, env, env_dir, out_root, targets, jobs) -> None:
-    """Show, as a unified diff, what `mlspec compile` would change (exit 1 if anything)."""
+def diff(paths, env, env_dir, base, against, out_root, targets, fmt, exit_code, jobs) -> None:
+    """Show what a spec change does to the rendered resources: ML changes first (traffic, models,
+    gates, drift, replicas, search, schedule, features), then resources added, removed and
+    changed field by field, then unified diffs of the other files; secrets masked.
+
+    The base is --base GIT_REF, --against DIR, or else the output root --out as it is (what
+    `mlspec compile` would change).
+
+    \b
+    Exit codes:
+      0  no changes, or changes without --exit-code
+      1  changes with --exit-code
+      2  error (invalid spec, unknown revision, bad option)
+      3  internal error
+    """
     from . import commands
 
-    fmt = reporters.default_format()
-    sys.exit(commands.guarded(fmt, lambda: commands.diff(list(paths), _envs(env), env_dir, out_root, _targets(targets),
-                                                         fmt, jobs=_jobs(jobs))))
+    if base is not None and against is not None:
+        raise click.UsageError("give --base or --against, not both")
+    sys.exit(commands.guarded(fmt if fmt == "json" else "text", lambda: commands.diff(
+        list(paths), _envs(env), env_dir, out_root, _targets(targets), fmt, jobs=_jobs(jobs), base=base,
+        against=against, exit_code=exit_code)))
+
+
+@main.command("verify")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--env", "-e", "env", multiple=True,
+              help="Only the output compiled for this environment (repeatable; default: every one in the manifest).")
+@click.option("--out", "-o", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Output root holding the compiled files and .mlspec/manifest.json.")
+@click.option("--context", default=None, help="kubeconfig context to verify against (default: the current context).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).")
+@click.option("--format", "-f", "fmt", type=click.Choice(reporters.FORMATS), default=None,
+              help="Output format (default: github when GITHUB_ACTIONS=true, else text).")
+def verify_(paths, env, out_root, context, kubeconfig, fmt) -> None:
+    """Server-side dry-run apply of the compiled output against a cluster.
+
+    PATHS (specs or folders) limit it to those specs' output. Exit 0: every object accepted;
+    1: some rejected; 2: no cluster reachable (or no kubeconfig)."""
+    from . import commands
+    from .verify import verify as run_verify
+
+    fmt = fmt or reporters.default_format()
+    sys.exit(commands.guarded(fmt, lambda: run_verify(list(paths), _envs(env), out_root, context=context,
+                                                      kubeconfig=kubeconfig, fmt=fmt)))
 
 
 @main.command()
@@ -157,30 +204,6 @@ def schema(which: str) -> None:
     from . import commands
 
     sys.exit(commands.guarded("text", lambda: commands.schema(which)))
-
-
-@main.command("verify")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--env", "-e", "env", multiple=True,
-              help="Only the output compiled for this environment (repeatable; default: every one in the manifest).")
-@click.option("--out", "-o", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="Output root holding the compiled files and .mlspec/manifest.json.")
-@click.option("--context", default=None, help="kubeconfig context to verify against (default: the current context).")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).")
-@click.option("--format", "-f", "fmt", type=click.Choice(reporters.FORMATS), default=None,
-              help="Output format (default: github when GITHUB_ACTIONS=true, else text).")
-def verify_(paths, env, out_root, context, kubeconfig, fmt) -> None:
-    """Server-side dry-run apply of the compiled output against a cluster.
-
-    PATHS (specs or folders) limit it to those specs' output. Exit 0: every object accepted;
-    1: some rejected; 2: no cluster reachable (or no kubeconfig)."""
-    from . import commands
-    from .verify import verify as run_verify
-
-    fmt = fmt or reporters.default_format()
-    sys.exit(commands.guarded(fmt, lambda: run_verify(list(paths), _envs(env), out_root, context=context,
-                                                      kubeconfig=kubeconfig, fmt=fmt)))
 
 
 @main.command()

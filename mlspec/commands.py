@@ -316,17 +316,16 @@ def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None
 
 
 def diff(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, out_root: Path,
-         target_names: list[str] | None, fmt: str, jobs: int = 1, out: IO[str] | None = None) -> int:
-    """Print what `mlspec compile` would change as a unified diff; exit 1 when it would change anything."""
-    from . import writer
+         target_names: list[str] | None, fmt: str = "text", jobs: int = 1, out: IO[str] | None = None, *,
+         base: str | None = None, against: Path | None = None, exit_code: bool = False) -> int:
+    """`mlspec diff`: the semantic, ML-aware difference between a base (``base``: a git
+    revision; ``against``: a committed output root; neither: ``out_root`` as it is) and the
+    specs compiled now.  Exit 0 (changes or not), 1 changes with ``exit_code``, 2 an error;
+    see :mod:`mlspec.semdiff`."""
+    from . import semdiff
 
-    out = out or sys.stdout
-    plan, _resolved, _notes, code = _plan(paths, env_names, env_dir, out_root, target_names, True, fmt, out, jobs=jobs)
-    if plan is None:
-        return code
-    text = writer.diff(plan)
-    out.write(text)
-    return EXIT_INVALID if text else EXIT_OK
+    return semdiff.run(paths, env_names, env_dir, base=base, against=against, out_root=out_root,
+                       target_names=target_names, fmt=fmt, exit_code=exit_code, jobs=jobs, out=out)
 
 
 def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_dir: Path,

@@ -114,11 +114,13 @@ def test_check_fails_after_editing_the_spec(tmp_path: Path):
 
 
 def test_diff_shows_what_compile_would_change(golden_copy: Path):
-    assert mlspec("diff", "examples/", "--out", str(golden_copy)).returncode == 0
+    assert mlspec("diff", "examples/", "--out", str(golden_copy), "--exit-code").returncode == 0
     (golden_copy / "deploy/staging/churn/kubeflow/schedule.yaml").unlink()
-    proc = mlspec("diff", "examples/", "--out", str(golden_copy))
-    assert proc.returncode == 1
-    assert "--- /dev/null\n+++ b/deploy/staging/churn/kubeflow/schedule.yaml" in proc.stdout
+    proc = mlspec("diff", "examples/", "--out", str(golden_copy), "--exit-code")
+    assert proc.returncode == 1  # like `git diff --exit-code`; without it, changes exit 0 (see mlspec.semdiff)
+    assert "\n deploy/staging/churn/kubeflow/schedule.yaml | " in proc.stdout
+    assert "\n+ staging/churn: CronJob ml-staging/churn-training\n" in proc.stdout
+    assert mlspec("diff", "examples/", "--out", str(golden_copy)).returncode == 0
 
 
 def test_output_is_byte_identical_across_processes_and_hash_seeds(tmp_path: Path):
@@ -142,6 +144,9 @@ def test_noop_recompile_changes_nothing(golden_copy: Path):
 
 
 def test_noop_recompile_does_not_import_kfp(golden_copy: Path):
+    # the first compile into a fresh copy records what it read (.mlspec/cache.json is local
+    # state, not in git); the second one is the no-op
+    assert mlspec("compile", "examples/", "--out", str(golden_copy)).returncode == 0
     code = ("import sys\nfrom mlspec.cli import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
             "assert code == 0, code\n"
