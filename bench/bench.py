@@ -145,11 +145,17 @@ def bench_monorepo(runs: int) -> None:
             if count == 200:  # what the Feast repositories add (goal: at most 10%)
                 from mlspec import registry
 
-                others = ",".join(name for name in registry.available() if name != "feast")
-                without, rc2 = timed([str(BIN / "mlspec"), "compile", "specs", "--out", str(out), "--targets", others],
-                                     max(1, runs // 3), cwd=root, setup=fresh)
-                row("200 specs × 3 envs without the feast target", without,
-                    f"feast adds {(seconds / without - 1) * 100:.0f}%  goal ≤ 10% (exit {rc2})")
+                # argocd consumes every other target's output (it would generate feast's files to
+                # read them), so both runs leave it out: feast's own cost, generating and writing
+                rest = [n for n in registry.available() if n != "argocd"]
+                runs_ = max(1, runs // 3)
+                with_feast, rc1 = timed([str(BIN / "mlspec"), "compile", "specs", "--out", str(out), "--targets",
+                                         ",".join(rest)], runs_, cwd=root, setup=fresh)
+                without, rc2 = timed([str(BIN / "mlspec"), "compile", "specs", "--out", str(out), "--targets",
+                                      ",".join(n for n in rest if n != "feast")], runs_, cwd=root, setup=fresh)
+                row("200 specs × 3 envs, every target but argocd", with_feast, f"(exit {rc1})")
+                row("  … and without the feast target", without,
+                    f"feast adds {(with_feast / without - 1) * 100:.0f}%  goal ≤ 10% (exit {rc2})")
 
 
 GIT_ENV = {**BENCH_ENV, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "bench",
