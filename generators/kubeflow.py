@@ -76,10 +76,10 @@ Training
     the hold-out.  An estimator that rejects NaN (missing window aggregates) gets a median
     ``SimpleImputer`` in front.  The best candidate wins; ties go to the earlier candidate.
     With ``training.preprocessing`` at work (a string feature, scaling, an imputation or a
-    per-feature setting; :func:`preprocessing`), the step is
-    :func:`~mlspec.generators.kubeflow_components.train_candidate_preprocessed` instead: each
-    candidate is one scikit-learn ``Pipeline([("preprocess", ColumnTransformer), ("model",
-    estimator)])``, so the registered model applies the fitted preprocessing to raw values.
+    per-feature setting; :func:`preprocessing`), the step gets it as its ``preprocessing``
+    parameter: each candidate is then one scikit-learn ``Pipeline([("preprocess",
+    ColumnTransformer), ("model", estimator)])``, so the registered model applies the fitted
+    preprocessing to raw values.
     ``container``: each candidate runs the spec's image and command with the spec's args
     followed by ``--feature-columns JSON --label COL --metric NAME --test-size F
     --split-seed N --stratify true|false --features PATH --candidate JSON --model-dir PATH
@@ -386,10 +386,10 @@ def preprocessing(spec: Spec) -> tuple[dict, ...] | None:
     feature service's order: ``{"name", "categorical": encoding}`` for a string feature or one the
     spec marks categorical, else ``{"name", "numeric": scaling, "impute": strategy}``.  None when
     there is nothing to prepare -- every feature a number, unscaled, imputed ``auto`` -- which is
-    what the plain :func:`~mlspec.generators.kubeflow_components.train_candidate` step does (the
-    median in front of an estimator that rejects NaN), so such a spec compiles to the pipeline it
-    compiled to before preprocessing existed.  Container training: None (the container trains on
-    the raw table)."""
+    what :func:`~mlspec.generators.kubeflow_components.train_candidate` does without it (the
+    median in front of an estimator that rejects NaN), so such a spec's pipeline passes no
+    preprocessing and its IR does not depend on the setting.  Container training: None (the
+    container trains on the raw table)."""
     training = spec.training
     if training.container is not None:
         return None
@@ -677,11 +677,10 @@ def _train_component(ctx: Context, p: Plan, component, dsl):
     timed = dict(split_strategy="time", timestamp=p.label_timestamp, cutoff=split.cutoff or "",
                  gap_seconds=units.parse_duration(split.gap) if split.gap else 0) if split.strategy == "time" else {}
     if training.container is None:
-        if p.preprocessing is None:
-            op, prepared = component(_steps().train_candidate, _packages(TRAIN_PACKAGES)), {}
-        else:  # one Pipeline of the features' preprocessing and the estimator
-            op = component(_steps().train_candidate_preprocessed, _packages(TRAIN_PACKAGES))
-            prepared = dict(preprocessing=json.dumps(list(p.preprocessing), sort_keys=True))
+        op = component(_steps().train_candidate, _packages(TRAIN_PACKAGES))
+        # with preprocessing: one Pipeline of the features' preprocessing and the estimator
+        prepared = {} if p.preprocessing is None else \
+            dict(preprocessing=json.dumps(list(p.preprocessing), sort_keys=True))
 
         def run(features, candidate):
             task = op(candidate=candidate, estimator=training.estimator, features=features, **common, **timed,

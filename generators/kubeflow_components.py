@@ -548,157 +548,22 @@ def train_candidate(
     timestamp: str = "",
     cutoff: str = "",
     gap_seconds: int = 0,
+    preprocessing: str = "",
 ) -> str:
     """Fit ``estimator`` with the candidate's hyper-parameters on the training split and
     score it on the hold-out.  ``random_state`` is the split seed unless the candidate
-    sets it.  Estimators that do not accept NaN get a median imputer in front
-    (``sklearn.pipeline``); the saved model is whatever was fitted.
+    sets it.
 
     ``split_strategy="time"`` orders the rows by the label ``timestamp`` column: the hold-out
     is every row at or after the boundary -- ``cutoff`` (ISO 8601, naive means UTC) or the
     timestamp of the row that starts the latest ``test_size`` fraction (rows sharing it are
-    all held out) -- and the training rows are those more than ``gap_seconds`` before it."""
-    import importlib
-    import inspect
-    import json
-    import math
-    import os
+    all held out) -- and the training rows are those more than ``gap_seconds`` before it.
 
-    import joblib
-    import numpy as np
-    import pandas as pd
-    from sklearn import metrics as skm
-    from sklearn.model_selection import train_test_split
-
-    params = json.loads(candidate)
-    columns = json.loads(feature_columns)
-    frame = pd.read_parquet(features.path)
-    X = frame[columns]
-    y = frame[label]
-    split_info = {"strategy": split_strategy}
-    if split_strategy == "time":
-        def fail(message: str):
-            print(f"MLSPEC-FAILURE: {message}", flush=True)
-            raise ValueError(message)
-
-        if timestamp not in frame.columns:
-            fail(f"time split: the feature table has no label timestamp column '{timestamp}'")
-        ts = pd.to_datetime(frame[timestamp], utc=True)
-        known = ts.notna().to_numpy()
-        if not known.any():
-            fail(f"time split: no row has a label timestamp in '{timestamp}'")
-        if cutoff:
-            boundary = pd.Timestamp(cutoff)
-            boundary = boundary.tz_localize("UTC") if boundary.tzinfo is None else boundary.tz_convert("UTC")
-        else:
-            ordered = ts[known].sort_values(kind="mergesort")
-            n_test = int(math.ceil(test_size * len(ordered)))  # as train_test_split rounds the test part
-            boundary = ordered.iloc[len(ordered) - max(n_test, 1)]
-        gap = pd.Timedelta(seconds=int(gap_seconds))
-        test_mask = known & (ts >= boundary).to_numpy()
-        train_mask = known & (ts < boundary - gap).to_numpy()
-        if not test_mask.any() or not train_mask.any():
-            part = "hold-out" if not test_mask.any() else "training part"
-            fail(f"time split: the {part} is empty (labels {ts.min()} .. {ts.max()}, hold-out from {boundary}"
-                 + (f", gap {gap}" if gap_seconds else "") + ")")
-        X_train, X_test, y_train, y_test = X[train_mask], X[test_mask], y[train_mask], y[test_mask]
-        split_info.update(test_from=boundary.isoformat(), train_until=ts[train_mask].max().isoformat(),
-                          embargoed=int((known & ~test_mask & ~train_mask).sum()))
-        print(f"time split: train {int(train_mask.sum())} rows until {split_info['train_until']}, "
-              f"hold-out {int(test_mask.sum())} rows from {split_info['test_from']}, "
-              f"{split_info['embargoed']} in the gap", flush=True)
-    else:
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=test_size, random_state=split_seed, stratify=y if stratify else None)
-
-    module_name, _, class_name = estimator.rpartition(".")
-    factory = getattr(importlib.import_module(module_name), class_name)
-    kwargs = dict(params)
-    if "random_state" in inspect.signature(factory).parameters and "random_state" not in kwargs:
-        kwargs["random_state"] = split_seed
-    fitted = factory(**kwargs)
-    try:
-        from sklearn.utils import get_tags
-
-        allow_nan = bool(get_tags(fitted).input_tags.allow_nan)
-    except Exception:  # older scikit-learn, or not a scikit-learn estimator
-        allow_nan = False
-    if not allow_nan and bool(X.isna().to_numpy().any()):
-        from sklearn.impute import SimpleImputer
-        from sklearn.pipeline import Pipeline
-
-        fitted = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("model", fitted)])
-    fitted.fit(X_train, y_train)
-
-    def proba():
-        scores = fitted.predict_proba(X_test)
-        return scores[:, 1] if scores.shape[1] == 2 else scores
-
-    if metric in ("roc_auc", "gini"):
-        p = proba()
-        score = skm.roc_auc_score(y_test, p) if p.ndim == 1 else skm.roc_auc_score(y_test, p, multi_class="ovr")
-        if metric == "gini":  # the Gini coefficient (accuracy ratio) of credit scoring: 2·AUC − 1
-            score = 2 * score - 1
-    elif metric == "pr_auc":  # area under the precision-recall curve (average precision)
-        p = proba()
-        if p.ndim == 1:
-            score = skm.average_precision_score(y_test, p, pos_label=fitted.classes_[1])
-        else:  # one-vs-rest, macro-averaged over the classes
-            from sklearn.preprocessing import label_binarize
-
-            score = skm.average_precision_score(label_binarize(y_test, classes=fitted.classes_), p, average="macro")
-    elif metric == "log_loss":
-        score = skm.log_loss(y_test, fitted.predict_proba(X_test), labels=list(fitted.classes_))
-    elif metric in ("accuracy", "f1", "precision", "recall"):
-        predicted = fitted.predict(X_test)
-        if metric == "accuracy":
-            score = skm.accuracy_score(y_test, predicted)
-        else:
-            average = "binary" if len(np.unique(y)) == 2 else "macro"
-            fn = {"f1": skm.f1_score, "precision": skm.precision_score, "recall": skm.recall_score}[metric]
-            score = fn(y_test, predicted, average=average, zero_division=0)
-    else:
-        predicted = fitted.predict(X_test)
-        mse = skm.mean_squared_error(y_test, predicted)
-        score = {"r2": skm.r2_score(y_test, predicted), "mae": skm.mean_absolute_error(y_test, predicted),
-                 "mape": skm.mean_absolute_percentage_error(y_test, predicted),
-                 "mse": mse, "rmse": math.sqrt(mse)}[metric]
-    score = float(score)
-
-    os.makedirs(model.path, exist_ok=True)
-    joblib.dump(fitted, os.path.join(model.path, "model.joblib"))
-    # metadata is a protobuf Struct, which cannot hold NaN (e.g. roc_auc on a one-class test
-    # split): the score is then written as the string "nan", and select_best ranks it last
-    model.metadata.update({"framework": "sklearn", "estimator": estimator, "params": json.dumps(params, sort_keys=True),
-                           metric: score if math.isfinite(score) else "nan"})
-    result = {"params": params, "score": score, "metric": metric,
-              "n_train": int(len(X_train)), "n_test": int(len(X_test))}
-    if split_strategy == "time":
-        result["split"] = split_info
-    print(f"candidate {json.dumps(params, sort_keys=True)}: {metric} = {score:.6f}", flush=True)
-    return json.dumps(result, sort_keys=True)
-
-
-def train_candidate_preprocessed(
-    candidate: str,
-    estimator: str,
-    feature_columns: str,
-    preprocessing: str,
-    label: str,
-    metric: str,
-    test_size: float,
-    split_seed: int,
-    stratify: bool,
-    features: Input[Dataset],
-    model: Output[Model],
-    split_strategy: str = "random",
-    timestamp: str = "",
-    cutoff: str = "",
-    gap_seconds: int = 0,
-) -> str:
-    """:func:`train_candidate` with the spec's ``training.preprocessing``: each candidate is one
-    scikit-learn ``Pipeline([("preprocess", ColumnTransformer(...)), ("model", estimator)])`` fitted
-    on the training part, so the saved ``model.joblib`` takes the raw feature values, in
+    Without ``preprocessing`` the features are used as they are; an estimator that does not
+    accept NaN gets a median imputer in front (``sklearn.pipeline``) when there are gaps.  With
+    it (the spec's ``training.preprocessing``), each candidate is one scikit-learn
+    ``Pipeline([("preprocess", ColumnTransformer(...)), ("model", estimator)])`` fitted on the
+    training part, so the saved ``model.joblib`` takes the raw feature values, in
     ``feature_columns`` order, and applies the transforms fitted in training itself: serving
     (which calls ``predict``/``predict_proba`` on it) cannot skew from training.
 
@@ -716,10 +581,7 @@ def train_candidate_preprocessed(
     * numeric: cast to float64 first (as served: an FP64 tensor; a bool column with gaps is
       0/1/NaN), then ``SimpleImputer(strategy=..., keep_empty_features=True)`` (``auto``: the
       median when the estimator's tags say it rejects NaN, else none), then ``StandardScaler``
-      or ``MinMaxScaler``; none of these: ``"passthrough"``.
-
-    The split, ``random_state`` and the scores are :func:`train_candidate`'s, line for line (a
-    test holds the two to the same results on numeric features)."""
+      or ``MinMaxScaler``; none of these: ``"passthrough"``."""
     import importlib
     import inspect
     import json
@@ -730,11 +592,7 @@ def train_candidate_preprocessed(
     import numpy as np
     import pandas as pd
     from sklearn import metrics as skm
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
     from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
     def fail(message: str):
         print(f"MLSPEC-FAILURE: {message}", flush=True)
@@ -742,14 +600,16 @@ def train_candidate_preprocessed(
 
     params = json.loads(candidate)
     columns = json.loads(feature_columns)
-    prepare = json.loads(preprocessing)
-    if [entry["name"] for entry in prepare] != columns:
+    prepare = json.loads(preprocessing) if preprocessing else None
+    if prepare is not None and [entry["name"] for entry in prepare] != columns:
         fail(f"preprocessing covers {[entry['name'] for entry in prepare]}, not the features {columns}")
     frame = pd.read_parquet(features.path)
-    X = frame[columns].copy()
-    for entry in prepare:
-        if "categorical" not in entry:
-            X[entry["name"]] = X[entry["name"]].astype("float64")
+    X = frame[columns]
+    if prepare is not None:
+        X = X.copy()
+        for entry in prepare:
+            if "categorical" not in entry:
+                X[entry["name"]] = X[entry["name"]].astype("float64")
     y = frame[label]
     split_info = {"strategy": split_strategy}
     if split_strategy == "time":
@@ -795,35 +655,48 @@ def train_candidate_preprocessed(
         allow_nan = bool(get_tags(final).input_tags.allow_nan)
     except Exception:  # older scikit-learn, or not a scikit-learn estimator
         allow_nan = False
-    reserved = set(ColumnTransformer([]).get_params(deep=False))
-    transformers = []
-    unfilled = []
-    for position, entry in enumerate(prepare):
-        column = entry["name"]
-        name = column if "__" not in column and column not in reserved else f"feature_{position}"
-        if entry.get("categorical") == "one_hot":
-            step = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-        elif entry.get("categorical") == "ordinal":
-            step = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
-        else:
-            strategy = ("median" if not allow_nan else None) if entry["impute"] == "auto" else entry["impute"]
-            strategy = None if strategy == "none" else strategy
-            chain = []
-            if strategy is not None:
-                chain.append(("impute", SimpleImputer(strategy=strategy, keep_empty_features=True)))
-            elif not allow_nan and bool(X[column].isna().any()):
-                unfilled.append(f"{column} ({int(X[column].isna().sum())} missing)")
-            if entry["numeric"] == "standard":
-                chain.append(("scale", StandardScaler()))
-            elif entry["numeric"] == "minmax":
-                chain.append(("scale", MinMaxScaler()))
-            step = "passthrough" if not chain else chain[0][1] if len(chain) == 1 else Pipeline(chain)
-        transformers.append((name, step, [position]))
-    if unfilled:
-        fail(f"{estimator} does not accept missing values, and impute is none for: {', '.join(unfilled)} "
-             "(set training.preprocessing.impute, or fill them in the source)")
-    fitted = Pipeline([("preprocess", ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)),
-                       ("model", final)])
+    if prepare is None:
+        fitted = final
+        if not allow_nan and bool(X.isna().to_numpy().any()):
+            from sklearn.impute import SimpleImputer
+            from sklearn.pipeline import Pipeline
+
+            fitted = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("model", final)])
+    else:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+        reserved = set(ColumnTransformer([]).get_params(deep=False))
+        transformers = []
+        unfilled = []
+        for position, entry in enumerate(prepare):
+            column = entry["name"]
+            name = column if "__" not in column and column not in reserved else f"feature_{position}"
+            if entry.get("categorical") == "one_hot":
+                step = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            elif entry.get("categorical") == "ordinal":
+                step = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
+            else:
+                strategy = ("median" if not allow_nan else None) if entry["impute"] == "auto" else entry["impute"]
+                strategy = None if strategy == "none" else strategy
+                chain = []
+                if strategy is not None:
+                    chain.append(("impute", SimpleImputer(strategy=strategy, keep_empty_features=True)))
+                elif not allow_nan and bool(X[column].isna().any()):
+                    unfilled.append(f"{column} ({int(X[column].isna().sum())} missing)")
+                if entry["numeric"] == "standard":
+                    chain.append(("scale", StandardScaler()))
+                elif entry["numeric"] == "minmax":
+                    chain.append(("scale", MinMaxScaler()))
+                step = "passthrough" if not chain else chain[0][1] if len(chain) == 1 else Pipeline(chain)
+            transformers.append((name, step, [position]))
+        if unfilled:
+            fail(f"{estimator} does not accept missing values, and impute is none for: {', '.join(unfilled)} "
+                 "(set training.preprocessing.impute, or fill them in the source)")
+        fitted = Pipeline([("preprocess", ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)),
+                           ("model", final)])
     fitted.fit(X_train, y_train)
 
     def proba():
@@ -866,8 +739,9 @@ def train_candidate_preprocessed(
     # metadata is a protobuf Struct, which cannot hold NaN (e.g. roc_auc on a one-class test
     # split): the score is then written as the string "nan", and select_best ranks it last
     model.metadata.update({"framework": "sklearn", "estimator": estimator, "params": json.dumps(params, sort_keys=True),
-                           "preprocessing": json.dumps(prepare, sort_keys=True),
                            metric: score if math.isfinite(score) else "nan"})
+    if prepare is not None:
+        model.metadata["preprocessing"] = json.dumps(prepare, sort_keys=True)
     result = {"params": params, "score": score, "metric": metric,
               "n_train": int(len(X_train)), "n_test": int(len(X_test))}
     if split_strategy == "time":

@@ -956,9 +956,9 @@ def _executor_sources(ir: dict) -> str:
 
 
 def test_numeric_specs_keep_the_plain_training_step_and_their_inputs_hash():
-    """Default preprocessing on numeric features has nothing to do: the pipeline is the one
-    compiled before preprocessing existed (the golden files hold it), and the resolved document
-    -- so every artefact's inputs hash -- has no preprocessing key."""
+    """Default preprocessing on numeric features has nothing to do: the training step gets no
+    preprocessing (it trains on the features as they are), and the resolved document -- so
+    every artefact's inputs hash -- has no preprocessing key."""
     from mlspec.inputs import document
 
     for example in EXAMPLES:
@@ -970,7 +970,10 @@ def test_numeric_specs_keep_the_plain_training_step_and_their_inputs_hash():
         ir = artefacts(case)["pipeline-ir.yaml"].content
         ir = ir[0] if isinstance(ir, list) else ir
         code = _executor_sources(ir)
-        assert "def train_candidate(" in code and "train_candidate_preprocessed" not in code
+        assert "def train_candidate(" in code
+        trains = [t for _, dag in all_dags(ir) for t in dag["tasks"].values()
+                  if t["taskInfo"]["name"] == "train candidate"]
+        assert trains and all("preprocessing" not in t["inputs"]["parameters"] for t in trains)
     # written out as the defaults, it is still nothing to do
     same = variant("churn", lambda d: d["training"].update(preprocessing={"categorical": "one_hot", "impute": "auto"}))
     assert kf.pipeline_version_name(same) == kf.pipeline_version_name(CONTEXTS[("churn", "dev")])
@@ -985,7 +988,7 @@ def test_a_string_feature_trains_through_the_preprocessing_step():
     assert all(e == {"name": e["name"], "numeric": "none", "impute": "auto"} for e in entries if e["name"] != "plan")
     ir, _ = kf.compile_ir(ctx)
     code = _executor_sources(ir)
-    assert "def train_candidate_preprocessed(" in code and "def train_candidate(" not in code
+    assert "def train_candidate(" in code
     train = next(t for _, dag in all_dags(ir) for t in dag["tasks"].values() if t["taskInfo"]["name"] == "train candidate")
     assert json.loads(train["inputs"]["parameters"]["preprocessing"]["runtimeValue"]["constant"]) == list(entries)
     register = root_tasks_by_display(ir)["register model"]
@@ -1031,11 +1034,11 @@ def _numeric_frame(classes: int, n: int = 160, seed: int = 11) -> pd.DataFrame:
     ("sklearn.linear_model.Ridge", "r2", 0, {"split_strategy": "time", "timestamp": "ts", "cutoff": "2024-01-06"}),
 ])
 def test_the_preprocessing_step_scores_numbers_as_the_plain_step_does(tmp_path, estimator, metric, classes, split):
-    """The two training steps share the split and the scoring line for line; with nothing to
-    prepare they give the same score and the same predictions (a guard against the copies drifting)."""
+    """With nothing to prepare, the preprocessing Pipeline gives the plain fit's score, split and
+    predictions."""
     import numpy as np
 
-    from mlspec.generators.kubeflow_components import train_candidate, train_candidate_preprocessed
+    from mlspec.generators.kubeflow_components import train_candidate
 
     frame = _numeric_frame(classes)
     features = _write(tmp_path, "f", frame)
@@ -1043,7 +1046,7 @@ def test_the_preprocessing_step_scores_numbers_as_the_plain_step_does(tmp_path, 
                   test_size=0.25, split_seed=4, stratify=False, features=features, **split)
     plain = json.loads(train_candidate(model=_artifact(tmp_path / "plain"), **common))
     prepare = json.dumps([{"name": c, "numeric": "none", "impute": "auto"} for c in ("a", "b", "n")])
-    prepared = json.loads(train_candidate_preprocessed(model=_artifact(tmp_path / "prep"), preprocessing=prepare, **common))
+    prepared = json.loads(train_candidate(model=_artifact(tmp_path / "prep"), preprocessing=prepare, **common))
     assert prepared["score"] == pytest.approx(plain["score"], rel=1e-12, abs=1e-15)
     assert {**prepared, "score": None} == {**plain, "score": None}  # the same split, rows and parameters
     X = frame[["a", "b", "n"]].astype("float64")
@@ -1065,7 +1068,7 @@ def test_the_preprocessing_step_fits_one_pipeline_that_takes_raw_values(tmp_path
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-    from mlspec.generators.kubeflow_components import train_candidate_preprocessed
+    from mlspec.generators.kubeflow_components import train_candidate
 
     rng = np.random.default_rng(3)
     n = 200
@@ -1081,7 +1084,7 @@ def test_the_preprocessing_step_fits_one_pipeline_that_takes_raw_values(tmp_path
     prepare = [{"name": "kind", "categorical": "one_hot"}, {"name": "size", "numeric": "standard", "impute": "auto"},
                {"name": "code", "categorical": "ordinal"}]
     model = _artifact(tmp_path / "model")
-    result = json.loads(train_candidate_preprocessed(
+    result = json.loads(train_candidate(
         candidate='{"alpha": 0.5}', estimator="sklearn.linear_model.Ridge", feature_columns='["kind", "size", "code"]',
         preprocessing=json.dumps(prepare), label="y", metric="rmse", test_size=0.25, split_seed=9, stratify=False,
         features=features, model=model))
@@ -1117,12 +1120,12 @@ def test_the_preprocessing_step_fits_one_pipeline_that_takes_raw_values(tmp_path
 
 
 def test_the_preprocessing_step_refuses_missing_values_it_may_not_fill(tmp_path, capsys):
-    from mlspec.generators.kubeflow_components import train_candidate_preprocessed
+    from mlspec.generators.kubeflow_components import train_candidate
 
     frame = _numeric_frame(0)
     features = _write(tmp_path, "f", frame)
     with pytest.raises(ValueError, match="impute is none for: b"):
-        train_candidate_preprocessed(
+        train_candidate(
             candidate="{}", estimator="sklearn.linear_model.LinearRegression", feature_columns='["a", "b"]',
             preprocessing=json.dumps([{"name": "a", "numeric": "none", "impute": "none"},
                                       {"name": "b", "numeric": "none", "impute": "none"}]),
