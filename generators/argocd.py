@@ -1,9 +1,9 @@
-"""Argo CD target: kustomizations over what the other targets generated, one Application per
-spec, an AppProject per environment and the health checks Argo CD lacks or gets wrong.
+"""Argo CD target: kustomizations over what the other targets generated, and per spec and
+environment an Application, an AppProject and the health checks Argo CD lacks or gets wrong.
 
-It is an environment-scope target that *consumes* the other targets' output (see
+It is a spec-scope target that *consumes* the other targets' output (see
 :mod:`mlspec.registry`): like a kustomize transformer it sees every Kubernetes object the
-other targets made for the environment, so that what it writes lists exactly those.
+other targets made for the spec in the environment, so that what it writes lists exactly those.
 
 Per environment ``<env>`` and spec ``<spec>``:
 
@@ -22,7 +22,7 @@ Per environment ``<env>`` and spec ``<spec>``:
     healthy (docs/user-guide/sync-waves.md), hence the health checks below.  The waves live
     here rather than on the objects so that each folder builds to exactly the objects its
     target generated.
-``argocd/<env>/applications/<spec>.yaml``
+``argocd/<env>/<spec>/application.yaml``
     ``argoproj.io/v1alpha1`` Application ``<spec>-<env>`` (:mod:`mlspec.naming`) in Argo CD's
     namespace, source ``<repo_url>@<revision>:<path_prefix>/deploy/<env>/<spec>``, destination
     the environment's cluster and namespace.  Chosen over one ApplicationSet: an Application per
@@ -31,28 +31,30 @@ Per environment ``<env>`` and spec ``<spec>``:
     ApplicationSet's git generator would discover folders Argo CD-side, out of review).
     ``syncPolicy`` from the spec's ``gitops`` block (``sync: automated`` with
     ``prune``/``self_heal``, or ``manual``: a person presses sync), which ``argocd:`` in
-    ``environments/<env>.yaml`` may override for the whole environment (e.g. prod manual); ``CreateNamespace=true`` (optional), ``PruneLast=true`` (deletions after the new
+    ``environments/<env>.yaml`` may override for the whole environment (e.g. prod manual);
+    ``CreateNamespace=true`` (optional), ``PruneLast=true`` (deletions after the new
     objects are healthy), ``ApplyOutOfSyncOnly=true`` (large environments), and
     ``RespectIgnoreDifferences=true`` so the ignored fields below are not re-applied either
     (docs/user-guide/sync-options.md); retries with exponential backoff.  With prune on, the
     ``resources-finalizer.argocd.argoproj.io`` finalizer deletes a removed spec's objects with
     its Application.  ``ignoreDifferences``, only for kinds the Application holds, each for a
     field an upstream webhook writes that mlspec does not (see :data:`IGNORED`).
-``argocd/<env>/project.yaml``
-    ``argoproj.io/v1alpha1`` AppProject (``argocd.project``, default ``mlspec-<env>``) limited
-    to the repository, to the destination namespaces the objects use, and to exactly the
-    kinds they are: ``namespaceResourceWhitelist`` lists their (group, kind) pairs and
+``argocd/<env>/<spec>/project.yaml``
+    ``argoproj.io/v1alpha1`` AppProject named like the Application, one per spec for least
+    privilege, limited to the repository, to the destination namespaces the objects use, and
+    to exactly the kinds they are: ``namespaceResourceWhitelist`` lists their (group, kind) pairs and
     ``clusterResourceWhitelist`` only ``Namespace``, by name, when ``CreateNamespace`` is on --
     Argo CD refuses to create a namespace the project does not whitelist (argoproj/argo-cd#20233,
-    #22869).
-``argocd/<env>/kustomization.yaml``
-    The project and the Applications: bootstrap an environment with
-    ``kubectl apply -k argocd/<env>`` (or an app-of-apps Application pointing here).
-``argocd/<env>/argocd-cm.patch.yaml``
+    #22869).  When the environment's ``argocd.project`` names a project, the Application uses
+    that one and none is generated.
+``argocd/<env>/<spec>/kustomization.yaml``
+    The project and the Application: bootstrap with ``kubectl apply -k argocd/<env>/<spec>``
+    (or an app-of-apps Application over ``argocd/<env>/``).
+``argocd/<env>/<spec>/argocd-cm.patch.yaml``
     A strategic-merge patch of Argo CD's own ``argocd-cm`` ConfigMap (add it to the
     ``patches`` of your Argo CD installation's kustomization; it is deliberately not in the
     kustomization above) with Lua health checks (``resource.customizations.health.<group>_<kind>``)
-    for the kinds of this environment where Argo CD's built-in one is wrong or missing:
+    for the kinds of this spec where Argo CD's built-in one is wrong or missing:
     ``serving.kserve.io/InferenceService`` -- the check shipped before Argo CD v3.3.0, v3.2.1,
     v3.1.10 and v3.0.21 counts KServe >= 0.15.1's ``Stopped: False`` condition as a failure and
     expects three Knative conditions that Standard mode never sets, so the application is stuck
@@ -156,10 +158,6 @@ HEALTH = {
 def group_of(obj: dict) -> str:
     api = str(obj["apiVersion"])
     return api.rpartition("/")[0]
-
-
-def wave_of(obj: dict) -> int:
-    return WAVES.get(group_of(obj), 0)
 
 
 def kustomization(resources: list[str], patches: list[dict] | None = None) -> dict:

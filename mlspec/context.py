@@ -79,10 +79,6 @@ class Output:
     env: str | None
     objects: tuple[dict, ...]  # its Kubernetes objects (documents with apiVersion and kind), plain data
 
-    @property
-    def folder(self) -> str:
-        return self.path.rpartition("/")[0]
-
 
 @dataclass(frozen=True)
 class ScopeContext:

@@ -37,8 +37,9 @@ class ArgoCDDestination(Model):
 
 class ArgoCD(Model):
     namespace: K8sLabel = Field("argocd", description="Argo CD's namespace, where Applications and the AppProject go.")
-    project: K8sLabel | None = Field(None, description="The AppProject mlspec generates for this environment "
-                                     "(default: mlspec-<env>; not 'default', which permits everything).")
+    project: K8sLabel | None = Field(None, description="An existing AppProject for every Application of this "
+                                     "environment (then mlspec generates none); default: one AppProject per spec, "
+                                     "named like its Application and limited to exactly what it deploys.")
     repo_url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$", description="Git repository Argo CD syncs from.")
     revision: str = "HEAD"
     path_prefix: str = Field("", description="Folder in the repository that holds mlspec's output root.")

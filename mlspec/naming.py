@@ -143,11 +143,6 @@ class Names:
         """Applications of every environment share Argo CD's namespace: the env is in the name."""
         return f"{self.spec}-{self.env}"
 
-    @property
-    def argocd_project(self) -> str:
-        """The AppProject of an environment, unless its file names one."""
-        return argocd_project(self.env)
-
     # --- budgets -----------------------------------------------------------------------
     def budgets(self, targets: Iterable[str], spec: Any = None) -> list[Budget]:
         """The names the given targets create for ``spec``, each with its limit."""
@@ -188,10 +183,6 @@ class Names:
             out.append(Budget("the Argo CD Application name", self.argocd_application, LABEL_MAX,
                               "Argo CD puts it in the app.kubernetes.io/instance label"))
         return out
-
-
-def argocd_project(env: str) -> str:
-    return f"mlspec-{env}"
 
 
 def check(names: Names, targets: Iterable[str], spec: Any = None) -> list[str]:

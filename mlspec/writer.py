@@ -72,7 +72,6 @@ __all__ = [
     "Result",
     "apply",
     "check",
-    "diff",
     "display",
     "owned_files",
     "plan",
@@ -245,14 +244,7 @@ def check(plan: Plan) -> list[Problem]:
     are not repeated here; they are in ``plan.conflicts``.  Writes nothing, except to
     complete a write that a crash interrupted.
     """
-    return _consistent_read(plan.root, lambda: _problems(plan, limit=DIFF_LINES, every_diff=False))
-
-
-def diff(plan: Plan) -> str:
-    """The differences :func:`check` finds, as one complete unified diff ("" if none):
-    missing files are diffed against ``/dev/null``, extra files to it."""
-    problems = _consistent_read(plan.root, lambda: _problems(plan, limit=None, every_diff=True))
-    return "".join(problem.diff for problem in problems)
+    return _consistent_read(plan.root, lambda: _problems(plan, limit=DIFF_LINES))
 
 
 def read_cache(root: Path | str) -> dict[str, Any]:
@@ -556,24 +548,21 @@ def _only_removable(root: Path, rel: str, removable: frozenset[str]) -> bool:
 # ----------------------------------------------------------------------------- check
 
 
-def _problems(plan: Plan, *, limit: int | None, every_diff: bool) -> list[Problem]:
-    """:func:`check`'s findings, with diffs cut to ``limit`` lines; missing and extra
-    files get a diff too with ``every_diff``."""
+def _problems(plan: Plan, *, limit: int | None) -> list[Problem]:
+    """:func:`check`'s findings, with diffs of changed files cut to ``limit`` lines."""
     root = plan.root
     fresh = _recompute(plan)
     found: list[Problem] = []
     for rel, (data, _scope) in sorted(fresh.outputs.items()):
         digest = fresh.on_disk.get(rel)
         if digest is None:
-            text = _diff(rel, None, data, limit) if every_diff else ""
-            found.append(Problem(rel, "missing", display(root, rel), text))
+            found.append(Problem(rel, "missing", display(root, rel), ""))
         elif digest != sha256_hex(data):
             text = _diff(rel, _read_regular(root / rel) or b"", data, limit)
             found.append(Problem(rel, "stale", display(root, rel), text))
     for rel, owned in sorted(fresh.manifest.items()):
         if owned.scope in fresh.scopes and rel not in fresh.outputs and rel in fresh.on_disk:
-            text = _diff(rel, _read_regular(root / rel) or b"", None, limit) if every_diff else ""
-            found.append(Problem(rel, "extra", display(root, rel), text))
+            found.append(Problem(rel, "extra", display(root, rel), ""))
     if not found and fresh.changed and not fresh.conflicts:
         old = _read_regular(root / MANIFEST_PATH) or b""
         text = _diff(MANIFEST_PATH, old, _manifest_bytes(fresh.new_manifest), limit)

@@ -346,18 +346,6 @@ def test_check_is_clean_after_apply_and_reports_manifest_only_changes(tmp_path: 
     assert '+      "scope": "t"' in problem.diff
 
 
-def test_diff_shows_everything_compile_would_change(tmp_path: Path) -> None:
-    write(tmp_path, {"a.yaml": (b"a\n", "s"), "gone.yaml": (b"g\n", "s")}, {"s"})
-    plan = writer.plan(tmp_path, {"a.yaml": (b"A\n", "s"), "new.yaml": (b"n", "s")}, {"s"})
-    assert writer.diff(plan) == (
-        "--- a/a.yaml\n+++ b/a.yaml\n@@ -1 +1 @@\n-a\n+A\n"
-        "--- /dev/null\n+++ b/new.yaml\n@@ -0,0 +1 @@\n+n\n\\ No newline at end of file\n"
-        "--- a/gone.yaml\n+++ /dev/null\n@@ -1 +0,0 @@\n-g\n"
-    )
-    writer.apply(plan)
-    assert writer.diff(plan) == ""
-
-
 def test_check_compares_content_of_unowned_files(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_bytes(b"same")
     plan = writer.plan(tmp_path, {"a.yaml": (b"same", "s")}, {"s"})
