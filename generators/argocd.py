@@ -72,7 +72,7 @@ from typing import Any
 
 from mlspec.artefact import Artefact
 from mlspec.context import Context
-from mlspec.registry import Target
+from mlspec.registry import Target, source_key
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 ARGOCD_API = "argoproj.io/v1alpha1"
@@ -280,18 +280,11 @@ def app_project(ctx: Context, settings: Any, namespaces: list[str], kinds: set[t
             "spec": spec}
 
 
-def version_key() -> str:
-    import hashlib
-    from pathlib import Path
-
-    return hashlib.sha256(Path(__file__).resolve().read_bytes()).hexdigest()
-
-
 target = Target(
     name="argocd",
     generate=generate,
     reads=("spec.gitops", "env.argocd"),
     consumes=True,
-    version_key=version_key,
+    version_key=lambda: source_key(__file__),
     description="Argo CD Applications and AppProject, kustomizations and health checks over the other targets' output",
 )

@@ -103,7 +103,7 @@ from mlspec import units
 from mlspec.artefact import Artefact
 from mlspec.context import Context
 from mlspec.models import Cron, K8sLabel, Model
-from mlspec.registry import Target
+from mlspec.registry import Target, source_key
 
 from . import feast_code as code
 
@@ -959,13 +959,9 @@ def _settings_rules(rc, settings: Settings) -> None:
 
 def version_key() -> str:
     """This target's code and the Feast version it generates for (no import of feast)."""
-    import hashlib
-
     here = Path(__file__).resolve().parent
-    digest = hashlib.sha256(FEAST_VERSION.encode())
-    for name in ("feast.py", "feast_code.py", "feast_prepare.py"):
-        digest.update((here / name).read_bytes())
-    return digest.hexdigest()
+    return source_key(*(str(here / name) for name in ("feast.py", "feast_code.py", "feast_prepare.py")),
+                      extra=FEAST_VERSION)
 
 
 target = Target(

@@ -65,7 +65,7 @@ from pydantic import Field
 
 from mlspec.artefact import Artefact
 from mlspec.models import Model
-from mlspec.registry import Target
+from mlspec.registry import Target, source_key
 
 WORKFLOW_PATH = ".github/workflows/mlspec.yaml"
 #: The hidden first line of the sticky comment, by which the next run finds it.
@@ -448,13 +448,6 @@ def rules(rc) -> None:
                      code="github-settings")
 
 
-def version_key() -> str:
-    """This module's code (the workflow's shape, the default pins)."""
-    import hashlib
-
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-
-
 target = Target(
     name="github",
     generate=generate,
@@ -462,6 +455,6 @@ target = Target(
     scope="repository",
     rules=rules,
     settings=Settings,
-    version_key=version_key,
+    version_key=lambda: source_key(__file__),  # the workflow's shape and the default pins
     description="GitHub Actions pull-request checks of the GitOps repository (.github/workflows/mlspec.yaml)",
 )

@@ -119,7 +119,7 @@ from mlspec import units
 from mlspec.artefact import Artefact
 from mlspec.context import Context
 from mlspec.models import K8sLabel, Model, Range, Spec, Training
-from mlspec.registry import Target
+from mlspec.registry import Target, source_key
 
 DEFAULT_IMAGE = "python:3.11-slim"
 
@@ -897,20 +897,16 @@ def version_key() -> str:
     code (embedded in the IR), the pins and the installed kfp version (``sdkVersion`` and the
     ``kfp==`` pin in the IR).  For the compiler's cache fingerprint; reads two source files
     and package metadata, imports no kfp."""
-    import hashlib
     from importlib import metadata
     from pathlib import Path
 
     here = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for name in ("kubeflow.py", "kubeflow_components.py"):
-        digest.update((here / name).read_bytes())
     try:
         kfp_version = metadata.version("kfp")
     except metadata.PackageNotFoundError:
         kfp_version = "absent"
-    digest.update(json.dumps({"pins": PINS, "kfp": kfp_version}, sort_keys=True).encode())
-    return digest.hexdigest()
+    return source_key(*(str(here / name) for name in ("kubeflow.py", "kubeflow_components.py")),
+                      extra=json.dumps({"pins": PINS, "kfp": kfp_version}, sort_keys=True))
 
 
 def generate(ctx: Context) -> list[Artefact]:

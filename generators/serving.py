@@ -155,8 +155,6 @@ def check(rc: Any, runtime: str) -> None:
 
 def version_key(module_file: str) -> str:
     """A serving target's ``version_key``: its own module and this one (its code)."""
-    import hashlib
-    from pathlib import Path
+    from mlspec.registry import source_key
 
-    here = Path(__file__).resolve()
-    return hashlib.sha256(Path(module_file).resolve().read_bytes() + here.read_bytes()).hexdigest()
+    return source_key(module_file, __file__)

@@ -148,6 +148,19 @@ def select(names: list[str] | None) -> list[Target]:
     return chosen
 
 
+def source_key(*files: str, extra: str = "") -> str:
+    """A ``version_key`` made of code: the sha256 of the given source files' bytes (a target's
+    own module and the modules it renders from), then ``extra`` (e.g. pinned tool versions)."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(Path(file).resolve().read_bytes())
+    digest.update(extra.encode())
+    return digest.hexdigest()
+
+
 class TargetCrash(Exception):
     """A target raised something other than a user-facing error: a bug in the target.
 
