@@ -179,7 +179,7 @@ def generate_wide(scope: Scope, members: list[Resolved], target: Target,
 
 
 def _and(scope_inputs: str, consumed: str) -> str:
-    """A wide scope's inputs; a consuming target's include the digest of what it consumed."""
+    """A scope's inputs: a consuming target's include the digest of what it consumed."""
     return inputs.digest(scope_inputs, consumed) if consumed else scope_inputs
 
 
@@ -333,13 +333,13 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
             scope = scope_of(resolved, target)
             outputs, consumed = consumable.outputs(scope)
             fp = fingerprint(_and(_inputs_of(resolved, target), consumed), target)
-            kept = previous(scope.key, fp) if previous is not None else None
             result.scopes[scope.key] = scope
-            _record(result, scope, fp, {p: (data, info, None) for p, (data, info) in kept.items()} if kept
-                    else generate_scope(resolved, target, outputs, consumed))
+            _record(result, scope, fp, _kept_or(previous, scope, fp,
+                                                lambda: generate_scope(resolved, target, outputs, consumed)))
 
     envs = sorted({r.env_name for r in unique if r.env_name})
     wide = [t for t in producers if t.scope != "spec"] + [t for t in targets if t.consumes and t.scope != "spec"]
+    wide_consumable = None  # built once the wide producers are done (they come first)
     for target in wide:
         wanted = [Scope(target.name, env, None) for env in envs] if target.scope == "environment" \
             else [Scope(target.name, None, None)]
@@ -350,16 +350,23 @@ def compile_resolved(resolved_list: list[Resolved], targets: list[Target],
                     result.skipped.append(scope.key)
                 continue
             members = _members(scope, unique)
-            outputs, consumed = _Consumable(result, consumers).outputs(scope) if target.consumes else ((), "")
+            outputs, consumed = (), ""
+            if target.consumes:
+                wide_consumable = wide_consumable or _Consumable(result, consumers)
+                outputs, consumed = wide_consumable.outputs(scope)
             fp = fingerprint(_and(_scope_inputs(members, target, target.reads), consumed), target)
-            kept = previous(scope.key, fp) if previous is not None else None
             result.scopes[scope.key] = scope
-            files = {p: (data, info, None) for p, (data, info) in kept.items()} if kept \
-                else generate_wide(scope, members, target, outputs, consumed)
-            _record(result, scope, fp, files)
+            _record(result, scope, fp, _kept_or(previous, scope, fp,
+                                                lambda: generate_wide(scope, members, target, outputs, consumed)))
     if fed:
         _drop(result, {f.name for f in fed})
     return result
+
+
+def _kept_or(previous: Previous | None, scope: Scope, fp: str, make: Callable[[], Generated]) -> Generated:
+    """The files the last compile made of ``scope`` from the same fingerprint, else ``make()``."""
+    kept = previous(scope.key, fp) if previous is not None else None
+    return {p: (data, info, None) for p, (data, info) in kept.items()} if kept else make()
 
 
 def _drop(result: Compiled, names: set[str]) -> None:
@@ -367,7 +374,7 @@ def _drop(result: Compiled, names: set[str]) -> None:
     for key in [k for k, scope in result.scopes.items() if scope.target in names]:
         del result.scopes[key]
         result.cache.pop(key, None)
-    for path in [p for p, (_, key) in result.outputs.items() if key.rpartition("/")[2] in names]:
+    for path in [p for p, info in result.files.items() if info["target"] in names]:
         del result.outputs[path], result.files[path], result.objects[path]
 
 
