@@ -201,7 +201,8 @@ def generate(ctx: Context) -> list[Artefact]:
     artefacts.append(Artefact(f"{here}/application.yaml", application(ctx, settings, destination_ns, kinds)))
     if settings.project is None:
         listed.insert(0, "project.yaml")
-        artefacts.append(Artefact(f"{here}/project.yaml", app_project(ctx, settings, sorted(namespaces), kinds)))
+        artefacts.append(Artefact(f"{here}/project.yaml", app_project(ctx, settings, destination_ns,
+                                                                             sorted(namespaces), kinds)))
     artefacts.append(Artefact(f"{here}/kustomization.yaml", kustomization(listed)))
     checks = {f"resource.customizations.health.{group}_{kind}": HEALTH[(group, kind)]
               for group, kind in sorted(kinds) if (group, kind) in HEALTH}
@@ -265,13 +266,14 @@ def _labels(ctx: Context) -> dict[str, str]:
             "mlspec.io/environment": ctx.env.name}
 
 
-def app_project(ctx: Context, settings: Any, namespaces: list[str], kinds: set[tuple[str, str]]) -> dict:
+def app_project(ctx: Context, settings: Any, destination_ns: str, namespaces: list[str],
+                kinds: set[tuple[str, str]]) -> dict:
     spec: dict[str, Any] = {
         "description": f"mlspec: {ctx.spec.name} in environment {ctx.env.name}",
         "sourceRepos": [settings.repo_url],
         "destinations": [{"server": settings.destination.server, "namespace": ns} for ns in namespaces],
-        "clusterResourceWhitelist": [{"group": "", "kind": "Namespace", "name": settings.destination.namespace
-                                      or ctx.namespace}] if settings.create_namespace else [],
+        "clusterResourceWhitelist": [{"group": "", "kind": "Namespace", "name": destination_ns}]
+        if settings.create_namespace else [],
         "namespaceResourceWhitelist": [{"group": group, "kind": kind} for group, kind in sorted(kinds)],
     }
     return {"apiVersion": ARGOCD_API, "kind": "AppProject",
