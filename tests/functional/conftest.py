@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from pinned_venv import pinned_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Real Feast lives in a virtual environment of its own (it pins pandas<3; see feast/conftest.py).
@@ -36,18 +36,8 @@ def _feast_version(python: Path) -> str | None:
 
 @pytest.fixture(scope="session")
 def feast_python() -> Path:
-    python = VENV / "bin" / "python"
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / ".venv-feast.lock", "w") as lock:  # one creator when tests run in parallel
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _feast_version(python) != _ft().FEAST_VERSION:
-            if not python.exists():
-                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=600)
-            proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                                   _ft().FEAST_PIN], capture_output=True, text=True, timeout=1800)
-            assert proc.returncode == 0, f"could not install {_ft().FEAST_PIN} into {VENV}:\n{proc.stdout}\n{proc.stderr}"
-    assert _feast_version(python) == _ft().FEAST_VERSION
-    return python
+    return pinned_venv(VENV, [_ft().FEAST_PIN], lambda python: _feast_version(python) == _ft().FEAST_VERSION,
+                       _ft().FEAST_PIN)
 
 
 def _ft():

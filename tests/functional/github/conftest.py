@@ -15,10 +15,11 @@ import fcntl
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from pinned_venv import pinned_venv
 
 from github_lint import (ACTIONLINT, ACTIONLINT_DIR, LINT_PINS, LINT_VENV, OWN_WORKFLOWS, WORKFLOW, compile_workflow,
                          make_configurations)
@@ -37,18 +38,8 @@ def _versions(python: Path) -> dict[str, str | None]:
 @pytest.fixture(scope="session")
 def lint_bin() -> Path:
     """The ``bin`` folder of ``.venv-lint``, with the pinned linters."""
-    python = LINT_VENV / "bin" / "python"
-    LINT_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(LINT_VENV.parent / ".venv-lint.lock", "w") as lock:  # one creator when tests run in parallel
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _versions(python) != LINT_PINS:
-            if not python.exists():
-                subprocess.run([sys.executable, "-m", "venv", str(LINT_VENV)], check=True, timeout=600)
-            proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                                   *(f"{n}=={v}" for n, v in sorted(LINT_PINS.items()))],
-                                  capture_output=True, text=True, timeout=1800)
-            assert proc.returncode == 0, f"could not install the linters into {LINT_VENV}:\n{proc.stdout}\n{proc.stderr}"
-    assert _versions(python) == LINT_PINS
+    pinned_venv(LINT_VENV, [f"{n}=={v}" for n, v in sorted(LINT_PINS.items())],
+                lambda python: _versions(python) == LINT_PINS, "the linters")
     return LINT_VENV / "bin"
 
 
