@@ -136,24 +136,39 @@ def init(directory: Path, force: bool, out: IO[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _resolve_for_compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None,
-                         fmt: str, out: IO[str] | None):
-    """Resolve specs for compiling; (resolved list, exit code or None)."""
+class Refusal(Exception):
+    """Why there is nothing to compile: the problems, how to report them, the exit code.
+    ``usage``: a bad option (e.g. an unknown target), reported as one line."""
+
+    def __init__(self, errors: list[SpecError], code: int = EXIT_INVALID, fail_message: str = "nothing written",
+                 summary: dict | None = None, usage: bool = False) -> None:
+        super().__init__(fail_message)
+        self.errors, self.code, self.fail_message, self.summary, self.usage = errors, code, fail_message, summary, usage
+
+    def report(self, fmt: str, out: IO[str]) -> int:
+        if self.usage:
+            for exc in self.errors:
+                out.write(f"mlspec: error: {exc.message}" + (f" ({exc.hint})" if exc.hint else "") + "\n")
+        else:
+            reporters.report(self.errors, fmt, ok_message="", fail_message=self.fail_message, summary=self.summary,
+                             out=out)
+        return self.code
+
+
+def resolve_for_compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None) -> list:
+    """Resolve specs for compiling, each with an environment; raises :class:`Refusal`."""
     from .project import resolve_paths
 
     result = resolve_paths(paths or [Path.cwd()], env_names, env_dir)
     if result.errors:
-        reporters.report(result.errors, fmt, ok_message="", fail_message=f"{len(result.errors)} problem(s) found; nothing written",
-                         summary={"checked": result.checked}, out=out)
-        return [], EXIT_INVALID
+        raise Refusal(result.errors, fail_message=f"{len(result.errors)} problem(s) found; nothing written",
+                      summary={"checked": result.checked})
     resolved = [r for r in result.resolved if r.env is not None]
     if not resolved:
-        err = SpecError("no environment to compile for", "environments/", 1, 1,
-                        hint="create environments/<env>.yaml (see README: Environments), or pass --environments DIR",
-                        code="no-environment")
-        reporters.report([err], fmt, ok_message="", fail_message="nothing written", out=out)
-        return [], EXIT_INVALID
-    return resolved, None
+        raise Refusal([SpecError("no environment to compile for", "environments/", 1, 1,
+                                 hint="create environments/<env>.yaml (see README: Environments), or pass --environments DIR",
+                                 code="no-environment")])
+    return resolved
 
 
 def _previous(out_root: Path):
@@ -224,7 +239,18 @@ def _orphans(out_root: Path, compiled, folders: list[str], root: Path | None, en
 
 def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, fmt: str, out: IO[str],
           *, reuse: bool = False, jobs: int = 1):
-    """Resolve, compile and plan; (plan, compiled, notes, exit code or None).
+    """:func:`build_plan`, its refusal reported; (plan, resolved, notes, exit code or None)."""
+    try:
+        plan, resolved, notes = build_plan(paths, env_names, env_dir, out_root, target_names, force, reuse=reuse,
+                                           jobs=jobs)
+    except Refusal as refusal:
+        return None, None, [], refusal.report(fmt, out)
+    return plan, resolved, notes, None
+
+
+def build_plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, *, reuse: bool = False,
+               jobs: int = 1):
+    """Resolve, compile and plan; (plan, resolved, notes), or raises :class:`Refusal`.
 
     With ``reuse``, scopes whose inputs are unchanged keep their files (a fast no-op);
     ``--check`` and ``diff`` never reuse: they regenerate everything to prove it current.
@@ -235,11 +261,8 @@ def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, 
     try:
         targets = registry.select(target_names)
     except SpecError as exc:
-        out.write(f"mlspec: error: {exc.message}" + (f" ({exc.hint})" if exc.hint else "") + "\n")
-        return None, None, [], EXIT_USAGE
-    resolved, code = _resolve_for_compile(paths, env_names, env_dir, fmt, out)
-    if code is not None:
-        return None, None, [], code
+        raise Refusal([exc], EXIT_USAGE, usage=True) from None
+    resolved = resolve_for_compile(paths, env_names, env_dir)
     folders, whole = _coverage(paths, resolved)
     envs = {r.env_name for r in resolved}
     # a consuming target (e.g. argocd) is made of the others' output: compiling it alone
@@ -249,8 +272,7 @@ def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, 
                                 wide_envs=envs if whole else set(), whole_repository=whole and not env_names,
                                 feeders=feeders)
     if compiled.errors:
-        reporters.report(compiled.errors, fmt, ok_message="", fail_message="nothing written", out=out)
-        return None, None, [], EXIT_INVALID
+        raise Refusal(compiled.errors)
     notes = [f"left {key} alone: it is made from every spec, and this compile does not cover the whole project "
              "(compile the project root to update it)" for key in compiled.skipped]
     orphans = _orphans(out_root, compiled, folders, resolved[0].root, env_names, [t.name for t in targets],
@@ -259,7 +281,7 @@ def _plan(paths, env_names, env_dir, out_root: Path, target_names, force: bool, 
     scopes = set(compiled.scopes) | set(orphans)
     plan = writer.plan(out_root, compiled.outputs, scopes, force=force, file_info=compiled.files,
                        cache=compiled.cache)
-    return plan, resolved, notes, None
+    return plan, resolved, notes
 
 
 def compile(paths: list[Path], env_names: list[str] | None, env_dir: Path | None, out_root: Path,
@@ -344,9 +366,10 @@ def run_local(spec_path: Path, env_name: str | None, env_dir: Path | None, out_d
             env_name = known[0]
             if len(known) > 1:
                 out.write(f"environment: {env_name} (the first of {', '.join(known)}; choose one with --env)\n")
-    resolved, code = _resolve_for_compile([spec_path], [env_name] if env_name else None, env_dir, "text", out)
-    if code is not None:
-        return code
+    try:
+        resolved = resolve_for_compile([spec_path], [env_name] if env_name else None, env_dir)
+    except Refusal as refusal:
+        return refusal.report("text", out)
     chosen = resolved[0]
     from .run_local import run_local as run
 

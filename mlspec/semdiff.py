@@ -1088,11 +1088,13 @@ def _from_output(paths: list[Path], env_names, env_dir, root: Path, target_names
     if kind == "directory" and not root.is_dir():
         raise SpecError(f"{root} is not a directory", str(root), hint="--against takes a committed output root",
                         code="usage")
-    buffer = io.StringIO()
-    plan, resolved, notes, _code = commands._plan(paths, env_names, env_dir, root, target_names, True, "json", buffer,
-                                                 jobs=jobs)
-    if plan is None:
-        raise _captured_errors(buffer.getvalue())
+    try:
+        plan, resolved, notes = commands.build_plan(paths, env_names, env_dir, root, target_names, True, jobs=jobs)
+    except commands.Refusal as refusal:
+        if refusal.usage:  # one line, as compile prints it
+            raise SpecErrors([SpecError(f"{e.message}" + (f" ({e.hint})" if e.hint else ""), code="usage")
+                              for e in refusal.errors]) from None
+        raise SpecErrors(refusal.errors) from None
     names = {r.spec_path: r.spec.name for r in resolved or ()}
     base, head = Side(), Side()
     manifest = plan.manifest
@@ -1111,19 +1113,6 @@ def _from_output(paths: list[Path], env_names, env_dir, root: Path, target_names
     report.warnings = list(notes)
     report.resources, report.files = compare(base, head)
     return report
-
-
-def _captured_errors(text: str) -> SpecErrors:
-    """The errors a command reported as JSON (or as one line of text), as exceptions."""
-    try:
-        document = json.loads(text)
-        errors = [SpecError(e["message"], e.get("file") or "<unknown>", e.get("line") or 1, e.get("col") or 1,
-                            e.get("hint"), e.get("code") or "invalid", e.get("severity") or "error")
-                  for e in document.get("errors", [])]
-    except (ValueError, AttributeError, KeyError, TypeError):
-        message = text.strip().removeprefix("mlspec: error: ") or "mlspec diff failed"
-        errors = [SpecError(message, code="usage")]
-    return SpecErrors(errors or [SpecError("mlspec diff failed", code="usage")])
 
 
 # --- --base: both sides compiled --------------------------------------------------------
