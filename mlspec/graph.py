@@ -259,15 +259,11 @@ def _platform(runtime: str, env: dict | None) -> str:
 
 
 def _drift_lines(drift: dict) -> list[str]:
-    method = drift.get("method")
-    if method == "psi":
-        test = f"psi > {_num(drift.get('threshold') if drift.get('threshold') is not None else 0.2)}"
-    else:
-        test = f"{method} p < {_num(drift.get('p_value') if drift.get('p_value') is not None else 0.05)}"
+    test = f"{drift.get('method')} p < {_num(drift.get('p_value') if drift.get('p_value') is not None else 0.05)}"
     ref = drift.get("reference") or {}
-    where = ref.get("source") if ref.get("source") else ref.get("path")
+    where = ref.get("source") or ref.get("path") or "the training frame"
     return ["drift", test, f"features: {_join(drift.get('features') or [])}",
-            f"window {_text(drift.get('window'))}, every {_text(drift.get('schedule'))}",
+            f"batches of {drift.get('batch_size')} served rows",
             f"reference: {_text(where)} ({ref.get('sample_size')} rows)"]
 
 
@@ -386,6 +382,8 @@ def _build(resolved) -> tuple[Graph, dict[str, Any]]:
         ref = drift.get("reference") or {}
         if ref.get("source"):
             b.edge(out.get(ref["source"]), did, "reference")
+        elif not ref.get("path"):  # the detector is fitted on the model's training frame
+            b.edge(tid, did, "reference")
         action = drift.get("action")
         lines = [_text(action), f"cooldown {_text(drift.get('cooldown'))}"]
         hook = drift.get("alert_webhook")

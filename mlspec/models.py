@@ -556,43 +556,59 @@ class Serving(Model):
 
 
 class Reference(Model):
-    source: Name | None = Field(None, description="A data source to use as the reference sample.")
-    path: str | None = Field(None, description="Or a path/URI to a reference sample.")
-    sample_size: int = Field(1000, ge=10, le=1_000_000)
+    """The reference sample the detector compares served requests with (Alibi Detect's ``x_ref``)."""
+
+    source: Name | None = Field(
+        None, description="A data source whose rows are the reference; it must hold every monitored feature as a "
+                          "column. Default (neither source nor path): the training frame of the registered model, so "
+                          "the detector watches the distribution that model was trained on.")
+    path: str | None = Field(None, description="Or a CSV or Parquet file (local path or object-store URI) holding the "
+                                               "monitored features as columns.")
+    sample_size: int = Field(1000, ge=10, le=1_000_000,
+                             description="Rows drawn for x_ref (without replacement, seeded by the model version; all "
+                                         "rows when there are fewer).")
 
     @model_validator(mode="after")
     def _one(self) -> "Reference":
-        if (self.source is None) == (self.path is None):
-            raise ValueError("give exactly one of source or path")
+        if self.source is not None and self.path is not None:
+            raise ValueError("give at most one of source or path (neither: the training frame)")
         return self
+
+
+#: Drift method -> the Alibi Detect detector that runs it.
+DRIFT_DETECTORS = {"ks": "KSDrift", "chi2": "ChiSquareDrift", "tabular": "TabularDrift", "mmd": "MMDDrift"}
 
 
 class Drift(Model):
-    method: Literal["ks", "chi2", "mmd", "tabular", "psi"]
-    features: list[str] = Field(min_length=1, description="Served features to monitor.")
-    p_value: float | None = Field(None, gt=0, lt=1, description="Significance level (ks, chi2, mmd, tabular).")
-    threshold: float | None = Field(None, gt=0, description="Score threshold (psi).")
-    window: Duration = "1d"
-    schedule: Cron = "0 * * * *"
-    reference: Reference
-    action: Literal["retrain", "alert", "rollback"]
-    cooldown: Duration = "24h"
-    alert_webhook: SecretRef | None = Field(None, description="Secret holding the alert webhook URL.")
-
-    @model_validator(mode="after")
-    def _sensitivity(self) -> "Drift":
-        if self.method == "psi":
-            if self.p_value is not None:
-                raise FieldError("p_value", "psi uses threshold, not p_value")
-        elif self.threshold is not None:
-            raise FieldError("threshold", f"{self.method} uses p_value, not threshold")
-        return self
+    method: Literal["ks", "chi2", "tabular", "mmd"] = Field(
+        description="Alibi Detect detector: ks -> KSDrift (numeric features, one Kolmogorov-Smirnov test each), "
+                    "chi2 -> ChiSquareDrift (categorical features), tabular -> TabularDrift (KS for numeric, "
+                    "Chi-squared for bool features), mmd -> MMDDrift (multivariate; permutation test).")
+    features: list[str] = Field(min_length=1, description="Served features to monitor (kept in the served order).")
+    p_value: float = Field(0.05, gt=0, lt=1, description="Significance level of the test.")
+    correction: Literal["bonferroni", "fdr"] = Field(
+        "bonferroni", description="Multiple-testing correction over the features (ks, chi2, tabular).")
+    batch_size: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Rows per test: the detector accumulates this many served rows, tests them against the "
+                    "reference and emits one result (alibi-detect-server --drift_batch_size; Seldon Core 2 "
+                    "batch.size). alibi-detect-server batches by row count only, so size it from your traffic: "
+                    "rows per second x the time one test should cover.")
+    reference: Reference = Field(default_factory=Reference)
+    action: Literal["retrain", "alert", "rollback"] = Field(
+        description="On drift: retrain (start a run of this environment's PipelineVersion, at most one per "
+                    "cooldown), alert (POST the result to a webhook), rollback (a pull request that sends all "
+                    "traffic to the champion).")
+    cooldown: Annotated[Duration, AfterValidator(_positive_duration)] = Field(
+        "24h", description="retrain: no new run while a run of the pipeline started less than this long ago.")
+    alert_webhook: SecretRef | None = Field(None, description="Secret holding the alert webhook URL (action alert).")
+    detector_uri: str | None = Field(
+        None, description="Where the served detector lives. Default: next to the champion model, <uri without its "
+                          "trailing /model>/drift-detector, where the training pipeline writes it.")
 
     @property
-    def sensitivity(self) -> float:
-        if self.method == "psi":
-            return self.threshold if self.threshold is not None else 0.2
-        return self.p_value if self.p_value is not None else 0.05
+    def detector(self) -> str:
+        return DRIFT_DETECTORS[self.method]
 
 
 # --- delivery -----------------------------------------------------------------------------
@@ -654,6 +670,29 @@ class Spec(Model):
 
     def service(self, name: str) -> FeatureService | None:
         return next((s for s in self.features.services if s.name == name), None)
+
+    def served_dtypes(self, service_name: str) -> dict[str, str]:
+        """Each served feature's dtype: a field's declared one; an aggregation's count int64,
+        last its column's (in the view's batch source), any other function float64."""
+        out: dict[str, str] = {}
+        for view_name, feature in self.served_features(service_name):
+            view = self.view(view_name)
+            field = next((f for f in view.fields if f.name == feature), None)
+            if field is not None:
+                out[feature] = field.dtype
+                continue
+            agg = next((a for a in view.aggregations if a.output_name == feature), None)
+            if agg is None:
+                continue
+            if agg.function == "count":
+                out[feature] = "int64"
+            elif agg.function == "last":
+                source = self.source(view.source)
+                batch = self.source(getattr(source, "batch_source", None) or "") or source
+                out[feature] = (getattr(batch, "columns", None) or {}).get(agg.column, "float64")
+            else:
+                out[feature] = "float64"
+        return out
 
     def served_features(self, service_name: str) -> list[tuple[str, str]]:
         """(view, feature) pairs of a feature service, in order."""

@@ -35,6 +35,15 @@ CHAMPION_SUFFIX = "-champion"
 CHALLENGER_SUFFIX = "-challenger"
 DETECTOR_SUFFIX = "-drift-detector"
 TRIGGER_SUFFIX = "-trigger"
+ACTIONS_SUFFIX = "-drift-actions"
+BROKER_SUFFIX = "-events"
+PIPELINE_VERSION_CONFIGMAP_SUFFIX = "-pipeline-version"
+#: The CloudEvent type the drift detector emits for every tested batch (drift or not; the
+#: data's ``is_drift`` tells). alibi-detect-server has no type of its own: it sends ``--event_type``.
+DRIFT_EVENT_TYPE = "io.mlspec.drift.result"
+#: ``repository_dispatch`` event types sent to the GitOps repository, and the workflows that take them.
+DISPATCH_ROLLBACK = "mlspec-rollback"
+DISPATCH_NEW_MODEL = "mlspec-new-model"
 #: The Feast operator names its Deployment and CronJob ``feast-<FeatureStore>`` and its
 #: Services ``feast-<FeatureStore>-<online|offline|registry|ui>`` (feast-dev/feast@v0.66.0
 #: infra/feast-operator/internal/controller/services/util.go, GetFeastServiceName).
@@ -109,8 +118,33 @@ class Names:
         return f"{self.spec}{DETECTOR_SUFFIX}"
 
     def trigger(self, action: str) -> str:
-        """A Knative Trigger for a drift action (``retrain``, ``alert``, ``rollback``)."""
+        """A Knative Trigger: ``detector`` (requests to the detector) or a drift action (``retrain``, ...)."""
         return f"{self.spec}-{action}{TRIGGER_SUFFIX}"
+
+    @property
+    def drift_actions(self) -> str:
+        """The Knative Service that acts on drift results (retrain, alert, rollback; dead letters)."""
+        return f"{self.spec}{ACTIONS_SUFFIX}"
+
+    @property
+    def broker(self) -> str:
+        """The Knative Broker mlspec makes for a spec when the environment names none."""
+        return f"{self.spec}{BROKER_SUFFIX}"
+
+    @staticmethod
+    def broker_url(namespace: str, broker: str) -> str:
+        """Ingress of a multi-tenant channel-based Broker (the KServe/Seldon logger and detector reply URL)."""
+        return f"http://broker-ingress.knative-eventing.svc.cluster.local/{namespace}/{broker}"
+
+    @property
+    def pipeline_version_configmap(self) -> str:
+        """ConfigMap naming the environment's current PipelineVersion (read by the retrain action)."""
+        return f"{self.spec}{PIPELINE_VERSION_CONFIGMAP_SUFFIX}"
+
+    @property
+    def drift_event_source(self) -> str:
+        """``source`` of the detector's CloudEvents: unique per spec and namespace."""
+        return f"io.mlspec/{self.namespace}/{self.spec}/drift-detector"
 
     # --- feature store and GitOps ------------------------------------------------------
     @property
@@ -169,7 +203,8 @@ class Names:
                                   f"{name}{KSERVE_PREDICTOR_HOST}{self.namespace}", LABEL_MAX,
                                   "KServe names the predictor host '<name>-predictor-<namespace>' (kserve/kserve#4807)"))
         if "drift" in chosen and (spec is None or spec.drift is not None):
-            out.append(Budget("the drift detector name", self.drift_detector, LABEL_MAX, "it is a Knative Service name"))
+            out += [Budget("the drift detector name", self.drift_detector, LABEL_MAX, "it is a Knative Service name"),
+                    Budget("the drift actions Service name", self.drift_actions, LABEL_MAX, "it is a Knative Service name")]
         if "feast" in chosen:
             out += [
                 Budget("the Feast operator's Service name",

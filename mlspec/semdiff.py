@@ -562,9 +562,6 @@ def _gate(metric: Mapping) -> str:
 
 
 def _sensitivity(drift: Mapping) -> str:
-    if drift.get("method") == "psi":
-        value = drift.get("threshold") if drift.get("threshold") is not None else 0.2
-        return f"psi > {_num(value)}"
     value = drift.get("p_value") if drift.get("p_value") is not None else 0.05
     return f"{drift.get('method')} p < {_num(value)}"
 

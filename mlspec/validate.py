@@ -877,12 +877,25 @@ class _Checker:
         service = self.spec.training.feature_service
         served = [f for _, f in self.spec.served_features(service)]
         broken = service in self._broken_services or self.spec.service(service) is None
+        from .drift import method_problem  # light: no numpy/scipy at import
+
+        dtypes = {} if broken else self.spec.served_dtypes(service)
         for j, feature in enumerate([] if broken else d.features):  # a broken service is reported once, there
             if feature not in served:
                 self.error(base + ("features", j), f"drift feature '{feature}' is not served by feature service '{self.spec.training.feature_service}'",
                            did_you_mean(feature, served) or "monitor features the model actually receives")
-        if d.reference.source is not None:
-            self.ref(base + ("reference", "source"), d.reference.source, [src.name for src in self.spec.data.sources], "source")
+            elif (problem := method_problem(d.method, dtypes.get(feature, "float64"))) is not None:
+                self.error(base + ("features", j), f"drift feature '{feature}' ({dtypes.get(feature)}): {problem}",
+                           code="drift")
+        if d.reference.source is not None and self.ref(base + ("reference", "source"), d.reference.source,
+                                                       [src.name for src in self.spec.data.sources], "source"):
+            src = self.spec.source(d.reference.source)
+            declared = getattr(src, "columns", None) or {}
+            lacking = [f for f in d.features if declared and f not in declared]
+            if lacking:
+                self.error(base + ("reference", "source"), f"reference source '{src.name}' has no column "
+                           f"{', '.join(repr(f) for f in lacking)}: the detector compares served features with it",
+                           "leave reference.source out to use the training frame, which holds every served feature")
         if d.action == "rollback" and self.spec.serving.challenger is None:
             self.error(base + ("action",), "action rollback needs a challenger to roll back from",
                        "use alert or retrain, or set serving.challenger", "drift")

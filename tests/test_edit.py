@@ -306,7 +306,9 @@ def test_rollback_drop_challenger_prunes_an_override_it_empties():
                                                                          "  features: [tenure_months, monthly_charges]\n"
                                                                          "  p_value: 0.01\n"
                                                                          "  reference: {source: customers, sample_size: 500}\n"
-                                                                         "  action: retrain   # retrain on drift\n# the end\n")
+                                                                         "  action: retrain   # retrain on drift\n"
+                                                                         "  detector_uri: gs://acme-models/churn/drift-detector"
+                                                                         "   # pinned, not beside the champion\n# the end\n")
 
 
 def test_challenger_replaces_the_old_one_without_leaving_its_version():

@@ -261,7 +261,7 @@ CHURN_EDGES = [
     ("split", "champion", "90%"),
     ("split", "challenger", "10%"),
     ("split", "drift", "served features"),
-    ("checks_customers", "drift", "reference"),
+    ("training", "drift", "reference"),
     ("drift", "action_retrain", "on drift"),
     ("action_retrain", "training", "retrain"),
 ]
@@ -287,7 +287,7 @@ FRAUD_EDGES = [
     ("split", "champion", "100%"),
     ("split", "challenger", "mirror 100%"),
     ("split", "drift", "served features"),
-    ("checks_card_events_log", "drift", "reference"),
+    ("training", "drift", "reference"),
     ("drift", "action_alert", "on drift"),
 ]
 
@@ -313,10 +313,10 @@ def test_churn_as_written() -> None:
                                "gate: roc_auc >= 0.7", "split: random, test 0.25", "schedule: 0 3 * * 1 (Etc/UTC)"]
     assert got["model"] == ["model", "format: sklearn"]  # no environment: no registry
     assert got["split"] == ["champion/challenger", "kserve, ab", "90% / 10%", "replicas 1-4"]
-    assert got["champion"] == ["champion", "gs://acme-models/churn/v3"]
-    assert got["challenger"] == ["challenger", "gs://acme-models/churn/v4"]
+    assert got["champion"] == ["champion", "gs://acme-models/churn/v3/model"]
+    assert got["challenger"] == ["challenger", "gs://acme-models/churn/v4/model"]
     assert got["drift"] == ["drift", "ks p < 0.01", "features: tenure_months, monthly_charges, support_calls, spend_30d",
-                            "window 1d, every 0 * * * *", "reference: customers (500 rows)"]
+                            "batches of 500 served rows", "reference: the training frame (500 rows)"]
     assert got["action_retrain"] == ["retrain", "cooldown 24h"]
 
 
@@ -369,10 +369,10 @@ monthly_charges, support_calls"]
 <br/>split: random, test 0.25<br/>schedule: 0 3 * * 1 (Etc/UTC)"]
   model(["model<br/>format: sklearn"])
   split{{"champion/challenger<br/>kserve, ab<br/>90% / 10%<br/>replicas 1-4"}}
-  champion["champion<br/>gs#58;//acme-models/churn/v3"]
-  challenger["challenger<br/>gs#58;//acme-models/churn/v4"]
-  drift["drift<br/>ks p #lt; 0.01<br/>features: tenure_months, monthly_charges, support_calls, spend_30d<br/>window 1d, \
-every 0 * * * *<br/>reference: customers (500 rows)"]
+  champion["champion<br/>gs#58;//acme-models/churn/v3/model"]
+  challenger["challenger<br/>gs#58;//acme-models/churn/v4/model"]
+  drift["drift<br/>ks p #lt; 0.01<br/>features: tenure_months, monthly_charges, support_calls, spend_30d<br/>batches of 500 \
+served rows<br/>reference: the training frame (500 rows)"]
   action_retrain(["retrain<br/>cooldown 24h"])
   source_customers --> checks_customers
   source_transactions --> checks_transactions
@@ -388,7 +388,7 @@ every 0 * * * *<br/>reference: customers (500 rows)"]
   split -->|"90%"| champion
   split -->|"10%"| challenger
   split -->|"served features"| drift
-  checks_customers -->|"reference"| drift
+  training -->|"reference"| drift
   drift -->|"on drift"| action_retrain
   action_retrain -->|"retrain"| training
   classDef changed fill:#fff3b0,stroke:#d4a000,stroke-width:2px
@@ -445,9 +445,9 @@ def test_variants(oracle) -> None:
     assert ("split", "champion", "100%") in graphs["no challenger"].edges
     assert labels(graphs["no challenger"])["split"][2] == "champion 100%"
 
-    graphs["rollback"] = variant(drift__action="rollback", drift__method="psi", drift__p_value=None, drift__threshold=0.3)
+    graphs["rollback"] = variant(drift__action="rollback", drift__method="chi2", drift__p_value=0.3)
     assert ("action_rollback", "split", "100% champion") in graphs["rollback"].edges
-    assert labels(graphs["rollback"])["drift"][1] == "psi > 0.3"
+    assert labels(graphs["rollback"])["drift"][1] == "chi2 p < 0.3"
 
     graphs["training"] = variant(
         training__metric={"name": "rmse", "goal": "minimize", "threshold": 3.5}, training__estimator=None,
@@ -629,7 +629,7 @@ def test_changed_added_feature_view(project: Path) -> None:
 def test_changed_model_uri_and_environment(project: Path) -> None:
     spec = project / "examples/churn/mlops.yaml"
     old = resolved(spec, "staging")
-    edited(project, "challenger: {uri: gs://acme-models/churn/v4}", "challenger: {uri: gs://acme-models/churn/v5}")
+    edited(project, "challenger: {uri: gs://acme-models/churn/v4/model}", "challenger: {uri: gs://acme-models/churn/v5/model}")
     env_file = project / "environments/staging.yaml"
     env_file.write_text(env_file.read_text().replace("models: s3://acme-ml-staging/models",
                                                      "models: s3://acme-ml-staging/registry"))

@@ -217,10 +217,10 @@ def variants(tmp_path: Path):
 def test_spec_notes_name_each_ml_change(variants):
     before = variants()
     after = variants(
-        ("  challenger: {uri: gs://acme-models/churn/v4}\n  traffic: {champion: 90, challenger: 10}\n", ""),
+        ("  challenger: {uri: gs://acme-models/churn/v4/model}\n  traffic: {champion: 90, challenger: 10}\n", ""),
         ("metric: {name: roc_auc, goal: maximize, threshold: 0.7}", "metric: {name: roc_auc, goal: maximize, threshold: 0.8}"),
         ("p_value: 0.01", "p_value: 0.05"),
-        ("action: retrain", "action: alert"),
+        ("action: retrain", "action: alert\n  alert_webhook: {secret: churn-alerts, key: url}"),
         ("replicas: {min: 3, max: 10}", "replicas: {min: 2, max: 6}"),
         ("search:\n    strategy: grid\n    parameters:\n      n_estimators: [50, 100]\n",
          "search:\n    strategy: random\n    trials: 20\n    parameters:\n      n_estimators: [50, 100]\n"),
@@ -229,8 +229,8 @@ def test_spec_notes_name_each_ml_change(variants):
     assert semdiff.spec_notes(before, after) == [
         ("traffic", "traffic champion 90% → 100%, challenger 10% → 0%", {"champion": 90, "challenger": 10},
          {"champion": 100, "challenger": 0}),
-        ("model", "challenger model removed (was gs://acme-models/churn/v4)",
-         {"uri": "gs://acme-models/churn/v4", "version": None}, None),
+        ("model", "challenger model removed (was gs://acme-models/churn/v4/model)",
+         {"uri": "gs://acme-models/churn/v4/model", "version": None}, None),
         ("quality-gate", "quality gate roc_auc ≥ 0.7 → roc_auc ≥ 0.8",
          {"name": "roc_auc", "goal": "maximize", "threshold": 0.7}, {"name": "roc_auc", "goal": "maximize", "threshold": 0.8}),
         ("drift", "drift threshold ks p < 0.01 → ks p < 0.05", "ks p < 0.01", "ks p < 0.05"),

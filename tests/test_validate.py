@@ -371,13 +371,15 @@ def test_shadow_and_traffic_rules_for_each_rollout() -> None:
 
 
 def test_drift_reference_and_actions() -> None:
-    drift = "drift:\n  method: psi\n  threshold: 0.3\n  features: [tenure_months]\n  reference: {ref}\n  action: {action}\n"
+    drift = "drift:\n  method: ks\n  p_value: 0.3\n  features: [tenure_months]\n  reference: {ref}\n  action: {action}\n"
     assert errors_of(MINIMAL + drift.format(ref="{path: s3://r}", action="alert")) == []
     assert errors_of(MINIMAL + drift.format(ref="{source: customers}", action="retrain")) == []
+    assert errors_of(MINIMAL + drift.format(ref="{}", action="retrain")) == []  # the training frame
     assert where(errors_of(MINIMAL + drift.format(ref="{source: customer}", action="rollback"))) == [
         (34, 23, "unknown source 'customer'"),
         (35, 11, "action rollback needs a challenger to roll back from"),
     ]
-    assert where(errors_of(MINIMAL + drift.replace("threshold: 0.3", "p_value: 0.3").format(ref="{path: s3://r}", action="alert"))) == [
-        (32, 12, "drift.p_value: psi uses threshold, not p_value"),
+    assert where(errors_of(MINIMAL + drift.replace("method: ks", "method: psi").format(ref="{path: s3://r}",
+                                                                                     action="alert"))) == [
+        (31, 11, "drift.method: 'psi' is not one of 'ks', 'chi2', 'tabular' or 'mmd'"),
     ]
