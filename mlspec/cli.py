@@ -224,6 +224,31 @@ def graph(spec: Path, env: str | None, env_dir: Path | None, fmt: str) -> None:
 
 
 @main.command()
+@click.argument("spec", type=click.Path(exists=True, path_type=Path))
+@click.option("--reference", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Reference rows: a CSV or Parquet file, or a drift detector directory the pipeline wrote "
+                   "(its x_ref.npy, the served detector's reference).")
+@click.option("--current", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rows to test, one batch: a CSV or Parquet file with the monitored features as columns.")
+@click.option("--env", "-e", "env", default=None,
+              help="Use the drift policy resolved for this environment (default: the first environments/<env>.yaml "
+                   "by name, as mlspec run does; the spec as written when there is no environment).")
+@click.option("--environments", "env_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of environment files (default: nearest environments/ above the spec).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="A per-feature table, or JSON.")
+def drift(spec: Path, reference: Path, current: Path, env: str | None, env_dir: Path | None, fmt: str) -> None:
+    """Run SPEC's drift policy offline on two data files, with the deployed detector's tests,
+    correction and threshold (Alibi Detect 0.11.4's statistics; needs mlspec[drift]).
+
+    Exit codes: 0 no drift; 1 drift, or invalid input (a located error); 2 usage error."""
+    from . import commands
+    from .drift import run
+
+    sys.exit(commands.guarded(fmt, lambda: run(spec, env, env_dir, reference, current, fmt)))
+
+
+@main.command()
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def init(directory: Path, force: bool) -> None:
