@@ -11,7 +11,10 @@ For a spec with ``serving.runtime: kserve``, ``deploy/<env>/<spec>/kserve/`` hol
     target where the spec autoscales, ``serviceAccountName`` when the spec names one for
     storage credentials, and pod security (non-root, RuntimeDefault seccomp, no privilege
     escalation, all capabilities dropped, no automounted service-account token unless the
-    storage credentials come through the service account).  The
+    storage credentials come through the service account).  With a drift policy the
+    champion's predictor logs its requests (``logger``, mode ``request``) to the spec's Knative
+    Broker, whose URL is always explicit (the default ``http://default-broker`` resolves only
+    where a Broker of that name exists; see :mod:`mlspec.generators.drift`).  The
     ``serving.kserve.io/deploymentMode`` annotation is always emitted, from the environment's
     ``kserve.deployment_mode`` (``Standard`` or ``Knative``): the cluster defaults disagree
     (code: Standard; shipped ConfigMap: Serverless; Helm chart: Knative), so relying on them
@@ -61,6 +64,7 @@ from mlspec.context import Context
 from mlspec.models import K8sLabel, Model
 from mlspec.registry import Target
 
+from . import drift
 from . import serving as common
 
 API = "serving.kserve.io/v1beta1"
@@ -85,10 +89,10 @@ class Settings(Model):
     gateway: Gateway | None = Field(None, description="Gateway for the shadow rollout's HTTPRoute.")
 
 
-READS = ("spec.serving", "spec.labels", "env.kserve")
+READS = ("spec.serving", "spec.labels", "spec.drift", "env.kserve", "env.drift")
 
 
-def _isvc(ctx: Context, name: str, ref, canary_percent: int | None) -> dict:
+def _isvc(ctx: Context, name: str, ref, canary_percent: int | None, logged: bool = False) -> dict:
     sv, settings = ctx.spec.serving, ctx.settings
     support = common.support("kserve", sv.model_format)
     model = {
@@ -118,6 +122,9 @@ def _isvc(ctx: Context, name: str, ref, canary_percent: int | None) -> dict:
             annotations[AUTOSCALER_ANNOTATION] = "hpa"
     if canary_percent is not None:
         predictor["canaryTrafficPercent"] = canary_percent
+    url = drift.logger_url(ctx) if logged else None
+    if url is not None:  # the drift detector watches the champion's requests, through the Broker
+        predictor["logger"] = {"mode": "request", "url": url}
     return {
         "apiVersion": API,
         "kind": "InferenceService",
@@ -136,13 +143,13 @@ def generate(ctx: Context) -> list[Artefact]:
     if sv.rollout == "canary":
         challenger = sv.challenger is not None and sv.traffic.challenger > 0
         isvc = _isvc(ctx, names.serving, sv.challenger if challenger else sv.champion,
-                     sv.traffic.challenger if challenger else None)
+                     sv.traffic.challenger if challenger else None, logged=True)
         if challenger:
             isvc["metadata"]["annotations"]["mlspec.io/champion-uri"] = sv.champion.uri
         return [Artefact(path("kserve", "inferenceservice.yaml"), isvc)]
 
     models = common.candidates(sv)
-    isvcs = [_isvc(ctx, getattr(names, role), ref, None) for role, ref, _ in models]
+    isvcs = [_isvc(ctx, getattr(names, role), ref, None, logged=role == "champion") for role, ref, _ in models]
     out = [Artefact(path("kserve", "inferenceservice.yaml"), isvcs, multi_document=True)]
     meta = {"namespace": ctx.namespace, "labels": ctx.labels("serving-router"),
             "annotations": {**ctx.annotations(), MODE_ANNOTATION: ctx.settings.deployment_mode}}

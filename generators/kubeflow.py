@@ -22,6 +22,9 @@
     not: a documentation edit is not a new pipeline).
 ``deploy/<env>/<name>/kubeflow/schedule.yaml`` (only with ``training.schedule``)
     A ``batch/v1`` CronJob that starts a run of that PipelineVersion.
+``deploy/<env>/<name>/kubeflow/pipeline-version.yaml`` (only with ``drift.action: retrain``)
+    A ConfigMap naming that PipelineVersion, which the drift target's retrain action reads
+    (:func:`version_configmap`).
 
 The schedule: why a CronJob and not a ScheduledWorkflow
     KFP v2's own recurring runs are ``ScheduledWorkflow`` objects (``kubeflow.org/v1beta1``),
@@ -119,6 +122,7 @@ from mlspec import units
 from mlspec.artefact import Artefact
 from mlspec.context import Context
 from mlspec.models import K8sLabel, Model, Range, Spec, Training
+from mlspec.naming import DISPATCH_NEW_MODEL
 from mlspec.registry import Target, source_key
 
 DEFAULT_IMAGE = "python:3.11-slim"
@@ -169,9 +173,11 @@ class Settings(Model):
 
 #: What the artefacts read of the resolved spec and environment (see mlspec.inputs).
 #: ``env.feast``: the Feast step (``features.feature_store``) applies the feast target's repository.
-IR_READS = ("spec.data", "spec.features", "spec.training", "env.storage", "env.kubeflow", "env.feast")
+IR_READS = ("spec.data", "spec.features", "spec.training", "spec.drift", "env.storage", "env.kubeflow", "env.feast",
+            "env.drift", "env.argocd.repo_url")
 PIPELINE_READS = (*IR_READS, "spec.labels", "spec.description")
-SCHEDULE_READS = (*IR_READS, "spec.labels")
+SCHEDULE_READS = (*IR_READS, "spec.labels", "spec.serving.champion.uri")
+VERSION_READS = (*IR_READS, "spec.labels", "spec.drift")
 
 
 # ------------------------------------------------------------------------------------------
@@ -449,6 +455,30 @@ def _cheap_task_checks():
         pipeline_task.PipelineTask._ensure_container_spec_exists = original
 
 
+def run_parameters(ctx: Context) -> dict:
+    """The parameters every run of the pipeline is started with (the schedule's CronJob, the
+    drift target's retrain action): the serving champion when new models are announced, so the
+    pull request compares with it -- a run parameter, not part of the IR, so that promoting a
+    model does not make a new PipelineVersion."""
+    return {"champion_uri": ctx.spec.serving.champion.uri} if _announce(ctx)[0] else {}
+
+
+def _announce(ctx: Context) -> tuple[str, Any]:
+    """The register step's ``announce`` JSON and the token's Secret, when the environment's
+    ``drift.new_models`` asks for pull requests of new models; else ("", None)."""
+    env = ctx.env
+    settings = getattr(env, "drift", None) if "drift" in type(env).model_fields else None
+    if settings is None or settings.new_models is None:
+        return "", None
+    from mlspec.generators import drift as drift_target
+
+    ref = settings.github.token_secret
+    return json.dumps({
+        "repository": drift_target.github_repository(env), "event_type": DISPATCH_NEW_MODEL,
+        "api": "https://api.github.com", "token_file": f"{SECRET_MOUNT}/github/{ref.key}",
+        "spec": ctx.spec_path, "env": env.name, "traffic": settings.new_models.traffic}, sort_keys=True), ref
+
+
 def feast_step(ctx: Context):
     """The Feast feature step's arguments (:func:`mlspec.generators.feast.training_step`), or None
     when the spec opts out of the feature store (``features.feature_store: false``).  Decided by
@@ -510,6 +540,15 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
                                _packages(("scikit-learn",) if model_format else (),
                                          p.fs_schemes if _scheme(p.registry_root) else ()))
     train = _train_component(ctx, p, component, dsl)
+    detector_policy = announce = announce_secret = None
+    if spec.drift is not None:
+        from mlspec.generators import drift_components
+
+        fit_detector = component(drift_components.fit_drift_detector, _packages(DATA_PACKAGES))
+        from mlspec import drift as drift_check
+
+        detector_policy = json.dumps(drift_check.policy(spec), sort_keys=True)
+    announce, announce_secret = ("", None) if local else _announce(ctx)
     feast = feast_step(ctx)
     if feast is not None:
         import inspect
@@ -545,7 +584,8 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
         lineage["preprocessing"] = list(p.preprocessing)
     lineage = json.dumps(lineage, sort_keys=True)
 
-    def training_pipeline(data_root: str = p.data_root, registry_root: str = p.registry_root) -> str:
+    def training_pipeline(data_root: str = p.data_root, registry_root: str = p.registry_root,
+                          champion_uri: str = "") -> str:
         datasets, snapshots, checked = {}, {}, {}
         for step in p.ingests:
             task = _ingest_task(step, sources[step.name], data_root, ingest_file, component)
@@ -605,12 +645,36 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
         selection.set_display_name("select best")
         gate = quality_gate(selection=selection.outputs["Output"], threshold=training.metric.threshold)
         gate.set_display_name("quality gate")
+        extra = {}
+        if spec.drift is not None:  # the detector watches what this model was trained on
+            reference = table
+            if spec.drift.reference.source is not None:
+                reference = datasets[spec.drift.reference.source]
+            elif spec.drift.reference.path is not None:
+                ref_path = spec.drift.reference.path
+                task = ingest_file(data_root=data_root, path=ref_path,
+                                   file_format="csv" if ref_path.lower().endswith(".csv") else "parquet",
+                                   source="drift_reference", timestamp_columns="[]",
+                                   declared_columns=json.dumps(list(spec.drift.features)))
+                task.set_display_name("ingest drift reference").set_caching_options(False)
+                reference = task.outputs["dataset"]
+            fit = fit_detector(features=reference, policy=detector_policy, version=version_name)
+            fit.set_display_name(f"drift detector ({spec.drift.detector})").after(gate)
+            extra["detector"] = fit.outputs["detector"]
+        if announce:  # the champion to compare with comes with each run (see run_parameters)
+            extra.update(announce=announce, champion_uri=champion_uri)
         register = register_model(
             registry_root=registry_root, model_name=spec.name,
             pipeline_version=version_name, lineage=lineage, snapshots=lineage_so_far,
             selection=gate.outputs["Output"], model_format=model_format,
             feature_service=training.feature_service, feature_columns=json.dumps(list(p.feature_columns)),
-            model=selection.outputs["best_model"])
+            model=selection.outputs["best_model"], **extra)
+        if announce:
+            register.set_env_variable("MLSPEC_SECRET_KEY", announce_secret.key)
+            register.platform_config["kubernetes"] = {"secretAsVolume": [{
+                "secretName": announce_secret.secret,
+                "secretNameParameter": {"runtimeValue": {"constant": announce_secret.secret}},
+                "mountPath": f"{SECRET_MOUNT}/github", "optional": False}]}
         register.set_display_name("register model").set_caching_options(False)
         return register.outputs["Output"]
 
@@ -834,7 +898,7 @@ def schedule_cronjob(ctx: Context, version: str) -> dict | None:
         "KFP_RUN_NAMESPACE": ctx.namespace,
         "KFP_EXPERIMENT": ctx.names.experiment,
         "KFP_SERVICE_ACCOUNT": training.service_account or "",
-        "KFP_RUN_PARAMETERS": "{}",
+        "KFP_RUN_PARAMETERS": json.dumps(run_parameters(ctx), sort_keys=True),
         "KF_PIPELINES_SA_TOKEN_PATH": f"{KFP_TOKEN_DIR}/token",
     }
     container = {
@@ -892,6 +956,20 @@ def schedule_cronjob(ctx: Context, version: str) -> dict | None:
     return _sorted(cronjob)
 
 
+def version_configmap(ctx: Context, version: str) -> dict:
+    """The ConfigMap naming this environment's current PipelineVersion, for the drift target's
+    retrain action: mounted as a file, so a new version reaches the running action Service when
+    Argo CD syncs it (the kubelet refreshes mounted ConfigMaps; environment variables would
+    keep the old version until the pod restarts)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": ctx.names.pipeline_version_configmap, "namespace": ctx.namespace,
+                     "labels": ctx.labels("training-pipeline"), "annotations": ctx.annotations()},
+        "data": {"pipeline": ctx.names.pipeline, "version": version},
+    }
+
+
 def version_key() -> str:
     """What this target's output depends on besides the context: its own code, the step
     code (embedded in the IR), the pins and the installed kfp version (``sdkVersion`` and the
@@ -921,6 +999,10 @@ def generate(ctx: Context) -> list[Artefact]:
     cron = schedule_cronjob(ctx, ir["pipelineInfo"]["name"])
     if cron is not None:
         out.append(Artefact(ctx.deploy_path("kubeflow", "schedule.yaml"), cron, kind="yaml", reads=SCHEDULE_READS))
+    drift = ctx.spec.drift
+    if drift is not None and drift.action == "retrain":
+        out.append(Artefact(ctx.deploy_path("kubeflow", "pipeline-version.yaml"),
+                            version_configmap(ctx, ir["pipelineInfo"]["name"]), kind="yaml", reads=VERSION_READS))
     return out
 
 
@@ -950,7 +1032,7 @@ def rules(rc) -> None:
 target = Target(
     name="kubeflow",
     generate=generate,
-    reads=tuple(dict.fromkeys(PIPELINE_READS + SCHEDULE_READS)),
+    reads=tuple(dict.fromkeys(PIPELINE_READS + SCHEDULE_READS + VERSION_READS)),
     settings=Settings,
     rules=rules,
     version_key=version_key,

@@ -23,9 +23,9 @@ schedule's CronJob runs to start a run of the committed PipelineVersion.
 """
 
 # No ``from __future__ import annotations`` here: KFP reads the annotations at run time.
-from typing import List
+from typing import List, Optional
 
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 # ----------------------------------------------------------------------------------------
 # ingest
@@ -841,6 +841,9 @@ def register_model(
     model_format: str = "",
     feature_service: str = "",
     feature_columns: str = "[]",
+    detector: Optional[Input[Artifact]] = None,
+    announce: str = "",
+    champion_uri: str = "",
 ) -> str:
     """Write the model, its metrics, parameters and lineage into the registry:
     ``<registry_root>/<model_name>/<version>/{model/, metrics.json, params.json,
@@ -881,7 +884,21 @@ def register_model(
     The model is loaded once to derive the outputs and to check the signature: a model
     fitted on other columns (``feature_names_in_``) or another number of features fails
     the step.  With any other ``model_format`` (container training) the model directory is
-    registered as the trainer wrote it (also the default, for callers that predate the layout)."""
+    registered as the trainer wrote it (also the default, for callers that predate the layout).
+
+    ``detector`` (a spec with a drift policy): the drift detector fitted on this model's
+    training frame (:func:`mlspec.generators.drift_components.fit_drift_detector`), registered
+    as ``<version>/drift-detector/`` before ``latest.json`` names the version, so a served
+    version always has its detector beside it.
+
+    ``announce`` (an environment with ``drift.new_models``): JSON ``{repository, event_type,
+    api, token_file, spec, env, traffic}``; ``champion_uri`` the model being served (a run
+    parameter).  After registering, the step sends a
+    GitHub ``repository_dispatch`` to the GitOps repository with the new model (spec, env, uri,
+    version, traffic, metric, goal, score, threshold, and the champion's score read from the
+    ``metrics.json`` beside the champion's model when there is one); the generated workflow
+    opens the pull request that makes it the challenger.  A failed dispatch fails the step:
+    the model is registered, and re-running registers the same version again."""
     import hashlib
     import json
     import os
@@ -966,6 +983,8 @@ def register_model(
 
         fs, root = fsspec.core.url_to_fs(target)
         fs.put(registered.path.rstrip("/") + "/", root + "/model/", recursive=True)
+        if detector is not None:
+            fs.put(detector.path.rstrip("/") + "/", root + "/drift-detector/", recursive=True)
         for name, content in files.items():
             with fs.open(root + "/" + name, "w") as handle:
                 handle.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
@@ -974,6 +993,8 @@ def register_model(
     else:
         os.makedirs(target, exist_ok=True)
         shutil.copytree(registered.path, os.path.join(target, "model"), dirs_exist_ok=True)
+        if detector is not None:
+            shutil.copytree(detector.path, os.path.join(target, "drift-detector"), dirs_exist_ok=True)
         for name, content in files.items():
             with open(os.path.join(target, name), "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
@@ -985,6 +1006,42 @@ def register_model(
     metrics.log_metric("threshold", summary["threshold"])
     metrics.log_metric("candidates", len(summary["candidates"]))
     print(f"registered {model_name} version {version} at {target}", flush=True)
+    if announce:
+        import urllib.request
+
+        cfg = json.loads(announce)
+        champion_score = None
+        champion = champion_uri or ""
+        if champion.rstrip("/").endswith("/model"):
+            metrics_uri = champion.rstrip("/")[: -len("/model")] + "/metrics.json"
+            try:
+                if "://" in metrics_uri and not metrics_uri.startswith("file://"):
+                    import fsspec
+
+                    with fsspec.open(metrics_uri, "r") as handle:
+                        champion_score = json.load(handle).get("score")
+                else:
+                    with open(metrics_uri.removeprefix("file://"), encoding="utf-8") as handle:
+                        champion_score = json.load(handle).get("score")
+            except (OSError, ValueError) as exc:
+                print(f"no champion metrics at {metrics_uri}: {exc!r}", flush=True)
+        payload = {"spec": cfg["spec"], "env": cfg["env"], "uri": target + "/model", "version": version,
+                   "traffic": int(cfg["traffic"]), "metric": summary["metric"], "goal": summary["goal"],
+                   "score": summary["best"]["score"], "threshold": summary["threshold"],
+                   "champion_score": champion_score}
+        with open(cfg["token_file"], encoding="utf-8") as handle:
+            token = handle.read().strip()
+        request = urllib.request.Request(
+            cfg.get("api", "https://api.github.com").rstrip("/") + f"/repos/{cfg['repository']}/dispatches",
+            data=json.dumps({"event_type": cfg["event_type"], "client_payload": payload}).encode(), method="POST",
+            headers={"Accept": "application/vnd.github+json", "Authorization": f"Bearer {token}",
+                     "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status = response.status
+        except OSError as exc:
+            fail(f"could not announce version {version} to {cfg['repository']}: {exc!r}")
+        print(f"announced version {version} to {cfg['repository']} ({cfg['event_type']}, HTTP {status})", flush=True)
     return json.dumps({"version": version, "uri": target, "model_uri": target + "/model",
                        "metrics_uri": target + "/metrics.json", "selection": summary}, sort_keys=True)
 
@@ -994,7 +1051,7 @@ def register_model(
 # ----------------------------------------------------------------------------------------
 
 
-def trigger_run(env=None, urlopen=None) -> int:
+def trigger_run(env=None, urlopen=None, outcome=None) -> int:
     """Start one run of the committed PipelineVersion through the KFP REST API (v2beta1).
 
     Stdlib only.  Reads ``KFP_HOST``, ``KFP_PIPELINE_NAMESPACE``, ``KFP_PIPELINE_NAME``,
@@ -1003,7 +1060,18 @@ def trigger_run(env=None, urlopen=None) -> int:
     ``KF_PIPELINES_SA_TOKEN_PATH`` (a projected ServiceAccount token with audience
     ``pipelines.kubeflow.org``; no file: no Authorization header).  Resolves the
     pipeline and version IDs by name, finds or creates the experiment, creates the run.
-    Returns the process exit code."""
+    Returns the process exit code.
+
+    Optional, for the drift actions Service (the schedule's CronJob sets none of them):
+    ``KFP_PIPELINE_VERSION_FILE`` names a file holding the version name, read at each call
+    (a mounted ConfigMap key, which the kubelet updates when Argo CD syncs a new version);
+    absent or empty, ``KFP_PIPELINE_VERSION`` is used.  ``KFP_COOLDOWN_SECONDS`` > 0: no
+    run is created (exit 0) when the experiment has any run created in the last that many
+    seconds (scheduled or not), so the cooldown needs no state but KFP's run history.
+    ``KFP_RUN_TRIGGER`` is the word in the run's display name (default ``scheduled``) and
+    ``KFP_RUN_REASON`` its description.  ``outcome``, a dict, receives ``status``
+    (``started``, ``skipped`` or ``failed``), ``detail`` and, when known, ``version``
+    and ``run_id``."""
     import datetime
     import json
     import os
@@ -1014,6 +1082,7 @@ def trigger_run(env=None, urlopen=None) -> int:
 
     env = os.environ if env is None else env
     urlopen = urllib.request.urlopen if urlopen is None else urlopen
+    outcome = {} if outcome is None else outcome
     host = env["KFP_HOST"].rstrip("/")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     token_path = env.get("KF_PIPELINES_SA_TOKEN_PATH", "")
@@ -1029,13 +1098,27 @@ def trigger_run(env=None, urlopen=None) -> int:
             text = response.read().decode() or "{}"
         return json.loads(text)
 
-    def eq_filter(key: str, value: str) -> str:
-        return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
+    def one_filter(operation: str, key: str, kind: str, value: str) -> str:
+        # filter.proto Predicate; the server parses it with protojson, proto (snake_case) names
+        return json.dumps({"predicates": [{"operation": operation, "key": key, kind: value}]})
+
+    def fail(message: str) -> int:
+        print(message, file=sys.stderr)
+        outcome.update(status="failed", detail=message)
+        return 1
 
     pipeline_name = env["KFP_PIPELINE_NAME"]
-    version_name = env["KFP_PIPELINE_VERSION"]
+    version_name = ""
+    version_file = env.get("KFP_PIPELINE_VERSION_FILE", "")
+    if version_file and os.path.isfile(version_file):
+        with open(version_file, encoding="utf-8") as handle:
+            version_name = handle.read().strip()
+    version_name = version_name or env["KFP_PIPELINE_VERSION"]
+    outcome["version"] = version_name
     run_namespace = env.get("KFP_RUN_NAMESPACE", "")
+    now = datetime.datetime.now(datetime.timezone.utc)
     try:
+        cooldown = int(env.get("KFP_COOLDOWN_SECONDS") or 0)
         pipeline = call("GET", "/apis/v2beta1/pipelines/names/" + urllib.parse.quote(pipeline_name),
                         {"namespace": env.get("KFP_PIPELINE_NAMESPACE", "")})
         pipeline_id = pipeline["pipeline_id"]
@@ -1053,11 +1136,10 @@ def trigger_run(env=None, urlopen=None) -> int:
             if not token:
                 break
         if version_id is None:
-            print(f"pipeline version {version_name!r} of pipeline {pipeline_name!r} not found; "
-                  "has Argo CD synced the PipelineVersion?", file=sys.stderr)
-            return 1
+            return fail(f"pipeline version {version_name!r} of pipeline {pipeline_name!r} not found; "
+                        "has Argo CD synced the PipelineVersion?")
         experiment_name = env.get("KFP_EXPERIMENT") or pipeline_name
-        query = {"filter": eq_filter("display_name", experiment_name), "page_size": 1}
+        query = {"filter": one_filter("EQUALS", "display_name", "string_value", experiment_name), "page_size": 1}
         if run_namespace:
             query["namespace"] = run_namespace
         experiments = call("GET", "/apis/v2beta1/experiments", query).get("experiments") or []
@@ -1068,10 +1150,21 @@ def trigger_run(env=None, urlopen=None) -> int:
             if run_namespace:
                 body["namespace"] = run_namespace
             experiment_id = call("POST", "/apis/v2beta1/experiments", body=body)["experiment_id"]
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        if cooldown > 0:
+            since = (now - datetime.timedelta(seconds=cooldown)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            query = {"experiment_id": experiment_id, "page_size": 1,
+                     "filter": one_filter("GREATER_THAN", "created_at", "timestamp_value", since)}
+            recent = call("GET", "/apis/v2beta1/runs", query).get("runs") or []
+            if recent:
+                message = (f"not starting a run: run {recent[0].get('run_id')} of experiment {experiment_name!r} "
+                           f"was created after {since} (cooldown {cooldown}s)")
+                print(message)
+                outcome.update(status="skipped", detail=message, run_id=recent[0].get("run_id"))
+                return 0
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
         run = {
-            "display_name": f"{version_name}-scheduled-{stamp}",
-            "description": "started by the mlspec schedule CronJob",
+            "display_name": f"{version_name}-{env.get('KFP_RUN_TRIGGER') or 'scheduled'}-{stamp}",
+            "description": env.get("KFP_RUN_REASON") or "started by the mlspec schedule CronJob",
             "experiment_id": experiment_id,
             "pipeline_version_reference": {"pipeline_id": pipeline_id, "pipeline_version_id": version_id},
             "runtime_config": {"parameters": json.loads(env.get("KFP_RUN_PARAMETERS") or "{}")},
@@ -1081,10 +1174,10 @@ def trigger_run(env=None, urlopen=None) -> int:
         created = call("POST", "/apis/v2beta1/runs", body=run)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:2000]
-        print(f"KFP API error {exc.code} for {exc.url}: {detail}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, KeyError, ValueError) as exc:
-        print(f"could not start the run: {exc!r}", file=sys.stderr)
-        return 1
-    print(f"started run {created.get('run_id')} of {pipeline_name}/{version_name}")
+        return fail(f"KFP API error {exc.code} for {exc.url}: {detail}")
+    except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
+        return fail(f"could not start the run: {exc!r}")
+    message = f"started run {created.get('run_id')} of {pipeline_name}/{version_name}"
+    print(message)
+    outcome.update(status="started", detail=message, run_id=created.get("run_id"))
     return 0

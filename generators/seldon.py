@@ -15,6 +15,8 @@ Apache-2.0 release; later releases are BSL-1.1):
 * ``shadow``: the challenger predictor is ``shadow: true`` with ``traffic`` = the mirrored
   share (``serving.mirror``; Seldon turns it into an Istio ``mirrorPercentage``), the champion
   takes 100 -- at most one shadow, never the only predictor;
+* with a drift policy, the champion's graph logs its requests (``logger``, mode ``request``)
+  to the spec's Knative Broker, by explicit URL (see :mod:`mlspec.generators.drift`);
 * ``protocol``: ``seldon`` for the spec's v1, ``v2`` for v2;
 * each predictor's ``componentSpecs`` pins the model container's resources (requests and
   limits always set), pod and container security (non-root, RuntimeDefault seccomp, no
@@ -29,12 +31,13 @@ from mlspec.artefact import Artefact
 from mlspec.context import Context
 from mlspec.registry import Target
 
+from . import drift
 from . import serving as common
 
 API = "machinelearning.seldon.io/v1"
 GRAPH_NODE = "model"  # graph node and model container name: they must match for the override
 PROTOCOLS = {"v1": "seldon", "v2": "v2"}
-READS = ("spec.serving", "spec.labels")
+READS = ("spec.serving", "spec.labels", "spec.drift", "env.drift")
 
 
 def _predictor(ctx: Context, role: str, ref, traffic: int, shadow: bool) -> dict:
@@ -50,6 +53,9 @@ def _predictor(ctx: Context, role: str, ref, traffic: int, shadow: bool) -> dict
         graph["envSecretRefName"] = sv.storage_secret
     if sv.service_account:
         graph["serviceAccountName"] = sv.service_account
+    url = drift.logger_url(ctx) if role == "champion" else None
+    if url is not None:  # the drift detector watches the champion's requests, through the Broker
+        graph["logger"] = {"mode": "request", "url": url}
     pod = {
         "containers": [{"name": GRAPH_NODE, "resources": common.resources(sv.resources),
                         "securityContext": dict(common.CONTAINER_SECURITY)}],

@@ -154,7 +154,10 @@ def check(rc: Any, runtime: str) -> None:
 
 
 def version_key(module_file: str) -> str:
-    """A serving target's ``version_key``: its own module and this one (its code)."""
+    """A serving target's ``version_key``: its own module, this one and the drift target's
+    (whose :func:`~mlspec.generators.drift.logger_url` the serving objects carry)."""
+    from pathlib import Path
+
     from mlspec.registry import source_key
 
-    return source_key(module_file, __file__)
+    return source_key(module_file, __file__, str(Path(__file__).with_name("drift.py")))

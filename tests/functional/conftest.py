@@ -51,3 +51,22 @@ def feast_env(feast_python, monkeypatch):
     """``$MLSPEC_FEAST_PYTHON`` for ``mlspec run --local`` of specs whose features Feast serves."""
     monkeypatch.setenv("MLSPEC_FEAST_PYTHON", str(feast_python))
     return feast_python
+
+
+@pytest.fixture(scope="session")
+def example_runs(tmp_path_factory, feast_python):
+    """``mlspec run EXAMPLE --local`` of each example, as a user types it (environment: the
+    first found, dev), once per session: ``{example: (exit code, stdout + stderr, out dir)}``.
+    Shared by the tests that check what a run produces (model, metrics, drift detector)."""
+    import sys
+
+    runs = {}
+    root = tmp_path_factory.mktemp("example-runs")
+    env = {**os.environ, "MLSPEC_FEAST_PYTHON": str(feast_python)}
+    for example in ("churn", "fraud"):
+        out = root / example
+        proc = subprocess.run([sys.executable, "-m", "mlspec.cli", "run", f"examples/{example}/mlops.yaml", "--local",
+                               "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+        runs[example] = (proc.returncode, proc.stdout + proc.stderr, out)
+    return runs
+

@@ -118,7 +118,9 @@ def test_artefact_paths_and_plain_content(case):
     arts = kf.generate(ctx)
     paths = [a.path for a in arts]
     base = f"deploy/{ctx.env.name}/{ctx.spec.name}/kubeflow"
-    assert paths == [f"{base}/pipeline-ir.yaml", f"{base}/pipeline.yaml", f"{base}/schedule.yaml"]
+    retrain = ctx.spec.drift is not None and ctx.spec.drift.action == "retrain"  # churn: the version's ConfigMap
+    assert paths == [f"{base}/pipeline-ir.yaml", f"{base}/pipeline.yaml", f"{base}/schedule.yaml",
+                     *([f"{base}/pipeline-version.yaml"] if retrain else [])]
     for a in arts:
         assert a.kind == "yaml"
         assert_plain(a.content, a.path)
@@ -370,7 +372,7 @@ def test_kubernetes_documents_pass_strict_validation(tmp_path):
     proc = subprocess.run([sys.executable, str(K8S_VALIDATE), "--strict", str(tmp_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("PASS") == len(CASES) * 3
+    assert proc.stdout.count("PASS") == len(CASES) * 3 + 3  # + the three churn pipeline-version ConfigMaps
 
 
 # --------------------------------------------------------------------------- schedule
@@ -402,7 +404,7 @@ def test_schedule_time_zone_is_the_spec_s():
 
 def test_no_schedule_no_schedule_artefact():
     ctx = variant("churn", lambda d: d["training"].pop("schedule"))
-    assert [a.path.rsplit("/", 1)[-1] for a in kf.generate(ctx)] == ["pipeline-ir.yaml", "pipeline.yaml"]
+    assert [a.path.rsplit("/", 1)[-1] for a in kf.generate(ctx)] == ["pipeline-ir.yaml", "pipeline.yaml", "pipeline-version.yaml"]
 
 
 class _Response:

@@ -209,3 +209,127 @@ def test_container_training_registers_without_the_mlserver_layout(tmp_path):
     constants, command = _register_task(_context(spec_dir / "mlops.yaml"))
     assert constants["model_format"] == ""
     assert kf.PINS["scikit-learn"] not in command  # nothing to load: the step installs no scikit-learn
+
+
+# --------------------------------------------------------------------------- the drift detector and the GitOps loop
+
+
+def test_the_detector_is_registered_beside_the_model(tmp_path):
+    folder = _trained(tmp_path, LogisticRegression(), np.arange(60) % 2)
+    detector = tmp_path / "detector"
+    detector.mkdir()
+    (detector / "config.toml").write_text('name = "KSDrift"\n')
+    (detector / "x_ref.npy").write_bytes(b"\x93NUMPY")
+    metrics = SimpleNamespace(log_metric=lambda key, value: None)
+    out = json.loads(register_model(
+        registry_root=str(tmp_path / "registry"), model_name="churn", pipeline_version="churn-0123456789",
+        lineage="{}", snapshots=json.dumps({"snapshots": {"labels": "ab"}}), selection=SELECTION,
+        model=_artifact(folder), registered=_artifact(tmp_path / "registered"), metrics=metrics,
+        model_format="sklearn", feature_service="churn_model", feature_columns=json.dumps(FEATURES),
+        detector=_artifact(detector)))
+    version = Path(out["uri"])
+    assert sorted(p.name for p in (version / "drift-detector").iterdir()) == ["config.toml", "x_ref.npy"]
+    assert (version / "model" / "model.joblib").is_file()
+
+
+class _GitHub:
+    """A fake GitHub REST API on 127.0.0.1 recording repository_dispatch calls."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        calls = self.calls = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server interface
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                calls.append((self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_a_registered_model_is_announced_to_the_gitops_repository(tmp_path):
+    """The closed loop's first half: the register step sends repository_dispatch with what the
+    generated new-model workflow validates (spec, env, uri, version, traffic, metric, goal,
+    score, threshold, champion_score: ten keys, GitHub's limit), the champion's score read from
+    the metrics.json beside the champion's model."""
+    champion = tmp_path / "registry" / "churn" / "v3"
+    (champion / "model").mkdir(parents=True)
+    (champion / "metrics.json").write_text(json.dumps({"score": 0.81}))
+    token = tmp_path / "token"
+    token.write_text("s3cr3t\n")
+    github = _GitHub()
+    try:
+        folder = _trained(tmp_path, LogisticRegression(), np.arange(60) % 2)
+        announce = json.dumps({"repository": "acme/ml-gitops", "event_type": "mlspec-new-model", "api": github.url,
+                               "token_file": str(token), "spec": "examples/churn/mlops.yaml", "env": "staging",
+                               "traffic": 10})
+        out = json.loads(register_model(
+            registry_root=str(tmp_path / "registry"), model_name="churn", pipeline_version="churn-0123456789",
+            lineage="{}", snapshots=json.dumps({"snapshots": {"labels": "ab"}}), selection=SELECTION,
+            model=_artifact(folder), registered=_artifact(tmp_path / "registered"),
+            metrics=SimpleNamespace(log_metric=lambda key, value: None), model_format="sklearn",
+            feature_service="churn_model", feature_columns=json.dumps(FEATURES), announce=announce,
+            champion_uri=str(champion / "model")))
+    finally:
+        github.close()
+    [(path, headers, body)] = github.calls
+    assert path == "/repos/acme/ml-gitops/dispatches"
+    assert headers["authorization"] == "Bearer s3cr3t" and headers["x-github-api-version"] == "2022-11-28"
+    assert body == {"event_type": "mlspec-new-model", "client_payload": {
+        "spec": "examples/churn/mlops.yaml", "env": "staging", "uri": out["model_uri"], "version": out["version"],
+        "traffic": 10, "metric": "roc_auc", "goal": "maximize", "score": 0.9, "threshold": 0.5,
+        "champion_score": 0.81}}
+
+
+def test_a_failed_announcement_fails_the_step(tmp_path, capsys):
+    token = tmp_path / "token"
+    token.write_text("t")
+    folder = _trained(tmp_path, LogisticRegression(), np.arange(60) % 2)
+    announce = json.dumps({"repository": "acme/ml-gitops", "event_type": "mlspec-new-model",
+                           "api": "http://127.0.0.1:9", "token_file": str(token), "spec": "s", "env": "e",
+                           "traffic": 10})
+    with pytest.raises(ValueError, match="could not announce"):
+        register_model(
+            registry_root=str(tmp_path / "registry"), model_name="churn", pipeline_version="churn-0123456789",
+            lineage="{}", snapshots=json.dumps({"snapshots": {"labels": "ab"}}), selection=SELECTION,
+            model=_artifact(folder), registered=_artifact(tmp_path / "registered"),
+            metrics=SimpleNamespace(log_metric=lambda key, value: None), model_format="sklearn",
+            feature_service="churn_model", feature_columns=json.dumps(FEATURES), announce=announce)
+    assert "MLSPEC-FAILURE" in capsys.readouterr().out
+
+
+def test_announcing_is_wired_per_environment():
+    """staging enables drift.new_models: its register step announces, with the token Secret
+    mounted; the schedule passes the champion as a run parameter (not in the IR, so promoting a
+    model keeps the PipelineVersion). dev does not announce."""
+    def staging_context():
+        result = resolve_paths([ROOT / "examples" / "churn" / "mlops.yaml"], ["staging"], ROOT / "environments")
+        assert not result.errors, result.errors
+        return target_context(result.resolved[0], kf.target)
+
+    ctx = staging_context()
+    constants, _ = _register_task(ctx)
+    announce = json.loads(constants["announce"])
+    assert announce == {"repository": "acme/ml-gitops", "event_type": "mlspec-new-model",
+                        "api": "https://api.github.com", "token_file": f"{kf.SECRET_MOUNT}/github/token",
+                        "spec": "examples/churn/mlops.yaml", "env": "staging", "traffic": 10}
+    ir, platform = kf.compile_ir(ctx)
+    [mount] = [m for e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+               for m in e.get("secretAsVolume", [])]
+    assert mount["secretName"] == "gitops-dispatch" and mount["mountPath"] == f"{kf.SECRET_MOUNT}/github"
+    cron = kf.schedule_cronjob(ctx, ir["pipelineInfo"]["name"])
+    env = {e["name"]: e["value"] for e in cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["KFP_RUN_PARAMETERS"]) == {"champion_uri": ctx.spec.serving.champion.uri}
+    assert "announce" not in _register_task(_context(ROOT / "examples" / "churn" / "mlops.yaml"))[0]

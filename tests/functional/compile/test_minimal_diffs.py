@@ -87,6 +87,12 @@ def serving(spec: str, envs=("dev", "staging", "prod")):
     return files(spec, envs, ("seldondeployment.yaml",), "seldon")
 
 
+def drift(spec: str, envs=("dev", "staging", "prod")):
+    """The drift target's objects (prod routes through the environment's own Broker)."""
+    return (files(spec, envs, ("detector.yaml", "actions.yaml", "triggers.yaml"), "drift")
+            | files(spec, [e for e in envs if e != "prod"], ("broker.yaml",), "drift"))
+
+
 CHURN = "examples/churn/mlops.yaml"
 FRAUD = "examples/fraud/mlops.yaml"
 PROD_ENV = "environments/prod.yaml"
@@ -106,13 +112,16 @@ EDITS = [
      files("churn", names=("pipeline.yaml",)) | feast("churn"), False),
     ("a label", FRAUD, "team: risk", "team: risk-platform",
      files("fraud", names=("pipeline.yaml", "schedule.yaml")) | serving("fraud")
-     | feast("fraud", names=("repo/features.py", "featurestore.yaml")), False),
-    ("the grid", CHURN, "max_depth: [2, 3]", "max_depth: [2, 3, 4]", files("churn"), True),
+     | feast("fraud", names=("repo/features.py", "featurestore.yaml")) | drift("fraud"), False),
+    # a new PipelineVersion: churn's retrain action reads its name from the ConfigMap beside it
+    ("the grid", CHURN, "max_depth: [2, 3]", "max_depth: [2, 3, 4]",
+     files("churn", names=("pipeline-ir.yaml", "pipeline.yaml", "schedule.yaml", "pipeline-version.yaml")), True),
     ("a comment only", CHURN, "owner: growth-ml@acme.example", "owner: growth-ml@acme.example  # the growth team",
      set(), False),
     ("prod environment only", PROD_ENV, "  artifacts: s3://acme-ml-prod/pipelines",
      "  artifacts: s3://acme-ml-prod/pipelines-v2",
      files("churn", envs=("prod",)) | files("fraud", envs=("prod",))
+     | files("churn", ("prod",), ("pipeline-version.yaml",))
      | feast("churn", ("prod",), ("repo/features.py", "jobs/prepare.py"))
      | feast("fraud", ("prod",), ("repo/features.py", "jobs/prepare.py")), True),
 ]
@@ -187,18 +196,21 @@ def test_an_mlspec_version_bump_rewrites_only_the_workflows_install_line(repo: P
     code, output = compile_(repo, ".")
     assert code == 0, output
     after = tree(out)
-    workflow = ".github/workflows/mlspec.yaml"
+    workflows = {p for p in after if p.startswith(".github/workflows/mlspec")}  # checks + the GitOps loop's
+    assert ".github/workflows/mlspec.yaml" in workflows and len(workflows) > 1
     assert set(after) == set(before)
-    assert {p for p in after if after[p] != before[p]} == {workflow, ".mlspec/manifest.json"}
-    diff = [line for line in difflib.unified_diff(before[workflow].decode().splitlines(),
-                                                  after[workflow].decode().splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert diff == [f"-        MLSPEC_REQUIREMENT: mlspec[kfp]=={old}", "+        MLSPEC_REQUIREMENT: mlspec[kfp]==99.0.0"]
-    untouched = [p for p in after if p not in (workflow, ".mlspec/manifest.json")]
+    assert {p for p in after if after[p] != before[p]} == workflows | {".mlspec/manifest.json"}
+    for workflow in workflows:
+        diff = [line for line in difflib.unified_diff(before[workflow].decode().splitlines(),
+                                                      after[workflow].decode().splitlines(), lineterm="", n=0)
+                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        assert [line[0] + line[1:].strip() for line in diff] == [f"-MLSPEC_REQUIREMENT: mlspec[kfp]=={old}",
+                                                                 "+MLSPEC_REQUIREMENT: mlspec[kfp]==99.0.0"], workflow
+    untouched = [p for p in after if p not in workflows | {".mlspec/manifest.json"}]
     assert all(mtimes(out)[p] == stamps[p] for p in untouched), "unchanged files are not rewritten"
     files_before, files_after = (json.loads(t[".mlspec/manifest.json"])["files"] for t in (before, after))
-    assert {p for p in files_after if files_after[p] != files_before[p]} == {workflow}
-    assert files_after[workflow]["mlspec"] == "99.0.0"
+    assert {p for p in files_after if files_after[p] != files_before[p]} == workflows
+    assert all(files_after[w]["mlspec"] == "99.0.0" for w in workflows)
 
 
 def test_output_does_not_depend_on_the_working_directory(repo: Path, tmp_path: Path):

@@ -21,7 +21,7 @@ def history(tmp_path_factory) -> Path:
     repo = new_repo(tmp_path_factory.mktemp("history") / "repo")
     edit(repo / CHURN, "traffic: {champion: 90, challenger: 10}", "traffic: {champion: 80, challenger: 20}")
     _commit(repo, "traffic")
-    edit(repo / CHURN, "champion: {uri: gs://acme-models/churn/v3}", "champion: {uri: gs://acme-models/churn/v5}")
+    edit(repo / CHURN, "champion: {uri: gs://acme-models/churn/v3/model}", "champion: {uri: gs://acme-models/churn/v5/model}")
     _commit(repo, "model")
     staging = (repo / "environments/staging.yaml").read_text()
     qa = staging.replace("name: staging", "name: qa", 1).replace("namespace: ml-staging", "namespace: ml-qa", 1)

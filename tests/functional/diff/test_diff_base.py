@@ -107,19 +107,19 @@ ML changes:
 
 
 def test_model_uri_change(history: Path, at, monkeypatch):
-    where = at("model")
-    r = report(where, "traffic", monkeypatch, envs=["staging"])
+    where = at("model")  # the serving target's view (the drift detector, next to the champion, moves too)
+    r = report(where, "traffic", monkeypatch, envs=["staging"], targets=["kserve"])
     assert semdiff.render(r, "text") == f"""\
 mlspec diff: {label(history, 'traffic')} → work tree: 1 file(s) changed; resources: 1 changed, 0 added, 0 removed
 
 ML changes:
-  * churn [staging]: champion model gs://acme-models/churn/v3 → gs://acme-models/churn/v5
+  * churn [staging]: champion model gs://acme-models/churn/v3/model → gs://acme-models/churn/v5/model
 
  deploy/staging/churn/kserve/inferenceservice.yaml | 2 +-
  1 file(s) changed, 1 insertion(s)(+), 1 deletion(s)(-)
 
 ~ staging/churn: InferenceService ml-staging/churn-champion
-    spec.predictor.model.storageUri: "gs://acme-models/churn/v3" → "gs://acme-models/churn/v5"
+    spec.predictor.model.storageUri: "gs://acme-models/churn/v3/model" → "gs://acme-models/churn/v5/model"
 """
     markdown = semdiff.render(r, "markdown")
     assert markdown == f"""\
@@ -130,7 +130,7 @@ ML changes:
 
 ### ML changes
 
-- **churn** (staging): champion model gs://acme-models/churn/v3 → gs://acme-models/churn/v5
+- **churn** (staging): champion model gs://acme-models/churn/v3/model → gs://acme-models/churn/v5/model
 
 ### Resources
 
@@ -141,7 +141,7 @@ ML changes:
 <details><summary>staging/churn: 1 resource(s), 1 field change(s)</summary>
 
 - ~ `InferenceService ml-staging/churn-champion` in `deploy/staging/churn/kserve/inferenceservice.yaml`
-  - `spec.predictor.model.storageUri`: `"gs://acme-models/churn/v3"` → `"gs://acme-models/churn/v5"`
+  - `spec.predictor.model.storageUri`: `"gs://acme-models/churn/v3/model"` → `"gs://acme-models/churn/v5/model"`
 
 </details>
 
@@ -155,12 +155,12 @@ ML changes:
     document = json.loads(semdiff.render(r, "json"))
     assert document["notes"] == [{
         "kind": "model", "spec": "churn", "envs": ["staging"],
-        "message": "champion model gs://acme-models/churn/v3 → gs://acme-models/churn/v5",
-        "old": {"uri": "gs://acme-models/churn/v3", "version": None},
-        "new": {"uri": "gs://acme-models/churn/v5", "version": None}}]
+        "message": "champion model gs://acme-models/churn/v3/model → gs://acme-models/churn/v5/model",
+        "old": {"uri": "gs://acme-models/churn/v3/model", "version": None},
+        "new": {"uri": "gs://acme-models/churn/v5/model", "version": None}}]
     assert [(x["kind"], x["name"], x["fields"]) for x in document["resources"]] == [
         ("InferenceService", "churn-champion", [{"path": "spec.predictor.model.storageUri", "change": "changed",
-                                                 "old": "gs://acme-models/churn/v3", "new": "gs://acme-models/churn/v5"}])]
+                                                 "old": "gs://acme-models/churn/v3/model", "new": "gs://acme-models/churn/v5/model"}])]
 
 
 def test_added_environment(history: Path, at, monkeypatch):
@@ -173,8 +173,8 @@ ML changes:
   * environment qa added: churn, fraud
 
  deploy/qa/churn/kserve/inferencegraph.yaml   | 28 ++++++++++++
- deploy/qa/churn/kserve/inferenceservice.yaml | 94 ++++++++++++++++++++++++++++++++++++++++
- 2 file(s) changed, 122 insertion(s)(+), 0 deletion(s)(-)
+ deploy/qa/churn/kserve/inferenceservice.yaml | 97 ++++++++++++++++++++++++++++++++++++++++
+ 2 file(s) changed, 125 insertion(s)(+), 0 deletion(s)(-)
 
 + qa/churn: InferenceGraph ml-qa/churn
 + qa/churn: InferenceService ml-qa/churn-challenger
@@ -273,8 +273,12 @@ def test_grid_change(history: Path, at, monkeypatch):
     assert document["notes"] == [{"kind": "search", "spec": "churn", "envs": ["dev"],
                                   "message": "search grid 8 → 12 candidates",
                                   "old": {"strategy": "grid", "size": 8}, "new": {"strategy": "grid", "size": 12}}]
-    cronjob, version = document["resources"]
+    configmap, cronjob, version = document["resources"]
     old_name, new_name = version["old_name"], version["name"]
+    # the retrain action's ConfigMap names the new version (and only that changes in it)
+    assert (configmap["kind"], configmap["name"], configmap["fields"]) == (
+        "ConfigMap", "churn-pipeline-version",
+        [{"path": "data.version", "change": "changed", "old": old_name, "new": new_name}])
     assert old_name != new_name and old_name.startswith("churn-") and new_name.startswith("churn-")
     assert (version["change"], version["kind"], len(new_name)) == ("changed", "PipelineVersion", len("churn-") + 10)
     renamed = {"change": "changed", "old": old_name, "new": new_name}
@@ -284,6 +288,7 @@ def test_grid_change(history: Path, at, monkeypatch):
         {"path": "metadata.name", **renamed},
         {"path": "spec.displayName", **renamed},
         {"path": "spec.pipelineSpec.pipelineInfo.name", **renamed},
+        {"path": f"{tasks}.fit-drift-detector.inputs.parameters.version.runtimeValue.constant", **renamed},
         *({"path": f"{tasks}.for-loop-2.parameterIterator.items.raw(json)[{i}]", "change": "added", "old": None,
            "new": json.dumps(item)} for i, item in zip((2, 5, 8, 11), added)),
         {"path": f"{tasks}.register-model.inputs.parameters.lineage.runtimeValue.constant(json).search.candidates",
@@ -297,7 +302,8 @@ def test_grid_change(history: Path, at, monkeypatch):
         ['metadata.annotations["mlspec.io/pipeline-version"]',
          "spec.jobTemplate.spec.template.spec.containers[name=trigger-run].env[name=KFP_PIPELINE_VERSION].value"])
     assert [(f["path"], f["kubernetes"]) for f in document["files"]] == [
-        ("deploy/dev/churn/kubeflow/pipeline-ir.yaml", False), ("deploy/dev/churn/kubeflow/pipeline.yaml", True),
+        ("deploy/dev/churn/kubeflow/pipeline-ir.yaml", False),
+        ("deploy/dev/churn/kubeflow/pipeline-version.yaml", True), ("deploy/dev/churn/kubeflow/pipeline.yaml", True),
         ("deploy/dev/churn/kubeflow/schedule.yaml", True)]
     text = semdiff.render(r, "text")
     assert "\nML changes:\n  * churn [dev]: search grid 8 → 12 candidates\n\n" in text
@@ -321,7 +327,7 @@ def test_several_commits_at_once_ranked(history: Path, at, monkeypatch):
         ("environment", None, ["qa"], "environment qa added: churn, fraud"),
         ("traffic", "churn", ["prod", "staging"], "traffic champion 90% → 80%, challenger 10% → 20%"),
         ("model", "churn", ["dev", "prod", "staging"],
-         "champion model gs://acme-models/churn/v3 → gs://acme-models/churn/v5"),
+         "champion model gs://acme-models/churn/v3/model → gs://acme-models/churn/v5/model"),
         ("drift", "fraud", ["dev", "prod", "staging"], "drift features −risk_score"),
         ("search", "churn", ["dev", "prod", "staging"], "search grid 8 → 12 candidates"),
         ("features", "fraud", ["dev", "prod", "staging"], "feature view merchant_risk removed"),
@@ -424,14 +430,14 @@ def test_base_leaves_the_work_tree_and_the_index_untouched(tmp_path: Path):
     repo = new_repo(tmp_path / "repo")
     edit(repo / CHURN, "traffic: {champion: 90, challenger: 10}", "traffic: {champion: 70, challenger: 30}")
     git(repo, "add", CHURN)  # staged ...
-    edit(repo / CHURN, "challenger: {uri: gs://acme-models/churn/v4}", "challenger: {uri: gs://acme-models/churn/v6}")
+    edit(repo / CHURN, "challenger: {uri: gs://acme-models/churn/v4/model}", "challenger: {uri: gs://acme-models/churn/v6/model}")
     (repo / "examples/churn/notes.txt").write_text("untracked\n")  # ... unstaged, untracked
     status = git(repo, "status", "--porcelain=v2", "--untracked-files=all")
     before = _snapshot(repo)
     proc = mlspec("diff", "--base", "HEAD", "--env", "prod", cwd=repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "traffic champion 90% → 70%, challenger 10% → 30%" in proc.stdout  # the work tree, not the index
-    assert "challenger model gs://acme-models/churn/v4 → gs://acme-models/churn/v6" in proc.stdout
+    assert "challenger model gs://acme-models/churn/v4/model → gs://acme-models/churn/v6/model" in proc.stdout
     assert _snapshot(repo) == before  # not one byte or mtime changed, .git/index included
     assert git(repo, "status", "--porcelain=v2", "--untracked-files=all") == status
 
@@ -439,7 +445,7 @@ def test_base_leaves_the_work_tree_and_the_index_untouched(tmp_path: Path):
 @pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
 def test_secrets_in_model_uris_are_masked(tmp_path: Path, fmt: str):
     repo = new_repo(tmp_path / "repo")
-    edit(repo / CHURN, "challenger: {uri: gs://acme-models/churn/v4}",
+    edit(repo / CHURN, "challenger: {uri: gs://acme-models/churn/v4/model}",
          "challenger: {uri: 'https://deploy:hunter2@models.acme.example/churn/v4'}")
     git(repo, "commit", "-qam", "challenger over https")
     edit(repo / CHURN, "deploy:hunter2@models.acme.example/churn/v4", "deploy:s3cr3t@models.acme.example/churn/v5")

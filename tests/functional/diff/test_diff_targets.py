@@ -20,7 +20,7 @@ from mlspec.registry import Target
 
 
 def vault(ctx):
-    v = ctx.spec.serving.champion.uri.rsplit("/", 1)[-1]   # v3, v5: the "secrets" change with the model
+    v = ctx.spec.serving.champion.uri.removesuffix("/model").rsplit("/", 1)[-1]   # v3, v5: the "secrets" change with the model
     meta = {"name": f"{ctx.names.serving}-vault", "namespace": ctx.namespace}
     return [
         Artefact(path=ctx.deploy_path("vault", "objects.yaml"), multi_document=True, content=[
@@ -70,7 +70,7 @@ def plugin(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     repo = new_repo(tmp_path / "repo")
-    edit(repo / CHURN, "champion: {uri: gs://acme-models/churn/v3}", "champion: {uri: gs://acme-models/churn/v5}")
+    edit(repo / CHURN, "champion: {uri: gs://acme-models/churn/v3/model}", "champion: {uri: gs://acme-models/churn/v5/model}")
     return repo
 
 

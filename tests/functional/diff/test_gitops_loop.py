@@ -73,7 +73,7 @@ def test_against_a_committed_output_root(tmp_path: Path):
     built = mlspec("compile", "examples/", "--out", "build", cwd=repo)
     assert built.returncode == 0, built.stdout + built.stderr
     assert mlspec("diff", "examples/", "--against", "build", "--exit-code", cwd=repo).returncode == 0
-    edit(repo / CHURN, "champion: {uri: gs://acme-models/churn/v3}", "champion: {uri: gs://acme-models/churn/v7}")
+    edit(repo / CHURN, "champion: {uri: gs://acme-models/churn/v3/model}", "champion: {uri: gs://acme-models/churn/v7/model}")
     proc = mlspec("diff", "examples/", "--against", "build", "--env", "dev", "--format", "json", cwd=repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     document = json.loads(proc.stdout)
@@ -82,6 +82,10 @@ def test_against_a_committed_output_root(tmp_path: Path):
     assert [(r["kind"], r["name"], [(f["path"], f["old"], f["new"]) for f in r["fields"]])
             for r in document["resources"]] == [
         ("InferenceService", "churn-champion",
-         [("spec.predictor.model.storageUri", "gs://acme-models/churn/v3", "gs://acme-models/churn/v7")])]
+         [("spec.predictor.model.storageUri", "gs://acme-models/churn/v3/model", "gs://acme-models/churn/v7/model")]),
+        # the drift detector watches the champion: it follows it to the new model's detector
+        ("Service", "churn-drift-detector",
+         [("spec.template.spec.containers[name=detector].args[7]", "gs://acme-models/churn/v3/drift-detector",
+           "gs://acme-models/churn/v7/drift-detector")])]
     missing = mlspec("diff", "examples/", "--against", "nowhere", cwd=repo)
     assert missing.returncode == 2 and "nowhere is not a directory" in missing.stdout

@@ -54,7 +54,7 @@ def test_dry_run_writes_nothing(project: Path):
     before = (project / CHURN).read_bytes()
     proc = mlspec(project, "promote", CHURN, "--env", "prod", "--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "+      champion: {uri: gs://acme-models/churn/v4}\n+      challenger: null\n" in proc.stdout
+    assert "+      champion: {uri: gs://acme-models/churn/v4/model}\n+      challenger: null\n" in proc.stdout
     assert f"dry run: would write {CHURN}" in proc.stdout
     assert (project / CHURN).read_bytes() == before
     assert temp_files(project) == []
@@ -119,7 +119,7 @@ def test_compile_after_the_edit(project: Path):
     out = project / "gitops" / "deploy"
     assert sorted(p.name for p in out.iterdir()) == ["prod"]  # only the environment that changed
     served = "".join(p.read_text() for p in (out / "prod" / "churn").rglob("*.yaml") if "kubeflow" not in p.parts)
-    assert "gs://acme-models/churn/v4" in served and "gs://acme-models/churn/v3" not in served
+    assert "gs://acme-models/churn/v4/model" in served and "gs://acme-models/churn/v3/model" not in served
     check = mlspec(project, "compile", CHURN, "--env", "prod", "--out", "gitops", "--check")
     assert check.returncode == 0, check.stdout
 
@@ -190,7 +190,7 @@ def stat_mode(path: Path) -> int:
 
 @pytest.mark.parametrize("command", [
     ("rollback", "--drop-challenger"),
-    ("challenger", "--uri", "gs://acme-models/churn/v5", "--traffic", "20"),
+    ("challenger", "--uri", "gs://acme-models/churn/v5/model", "--traffic", "20"),
 ])
 def test_every_environment_validates_after_each_command(project: Path, command: tuple[str, ...]):
     proc = mlspec(project, command[0], CHURN, *command[1:])

@@ -162,18 +162,13 @@ def check_against_oracle(example: str, out_dir: Path):
 
 
 @pytest.mark.slow
-def test_the_cli_runs_churn_locally_and_picks_the_best_grid_point(tmp_path):
+def test_the_cli_runs_churn_locally_and_picks_the_best_grid_point(example_runs):
     """`mlspec run SPEC --local` as a user types it (environment: the first found, dev),
     checked against the independent computation."""
     import hashlib
-    import subprocess
-    import sys
 
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "mlspec.cli", "run", "examples/churn/mlops.yaml", "--local",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    output = proc.stdout
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    code, output, out = example_runs["churn"]
+    assert code == 0, output
     ctx, version_dir = check_against_oracle("churn", out)
     assert "quality gate passed" in output and "chosen:" in output
     assert str(version_dir) in output
@@ -191,10 +186,10 @@ def test_the_cli_runs_churn_locally_and_picks_the_best_grid_point(tmp_path):
 
 
 @pytest.mark.slow
-def test_fraud_random_search_runs_locally(tmp_path):
-    code, output = run(ROOT / "examples" / "fraud" / "mlops.yaml", tmp_path / "out")
+def test_fraud_random_search_runs_locally(example_runs):
+    code, output, out = example_runs["fraud"]
     assert code == 0, output
-    check_against_oracle("fraud", tmp_path / "out")
+    check_against_oracle("fraud", out)
 
 
 @pytest.mark.slow

@@ -1,0 +1,417 @@
+"""Drift target: payload logging routed through Knative Eventing to an Alibi Detect detector,
+and from the detector's results to the spec's action.
+
+For a spec with a ``drift`` block served by KServe or Seldon Core v1,
+``deploy/<env>/<spec>/drift/`` holds (names from :mod:`mlspec.naming`):
+
+``broker.yaml``
+    ``eventing.knative.dev/v1`` Broker ``<spec>-events`` of class ``MTChannelBasedBroker``
+    (its ingress URL has the documented form ``http://broker-ingress.knative-eventing.svc.
+    cluster.local/<namespace>/<broker>``), with delivery retries and a dead-letter sink.  Not
+    written when the environment names an existing Broker (``drift.broker``).  The serving
+    targets point their payload logger at this URL explicitly (KServe ``predictor.logger``,
+    Seldon ``graph.logger``): never at ``http://default-broker``, the KServe/Seldon default,
+    which only resolves where a Broker called ``default`` happens to exist.
+``detector.yaml``
+    ``serving.knative.dev/v1`` Service ``<spec>-drift-detector`` running alibi-detect-server
+    (``seldonio/alibi-detect-server:1.17.1``, the last Apache-2.0 release; it depends on
+    alibi-detect ^0.11.4): the global flags, then the positional ``DriftDetector`` and its own
+    ``--drift_batch_size`` (the spec's ``batch_size``).  ``--storage_uri`` is the detector the
+    training pipeline registered next to the champion model; ``--event_type`` is mlspec's own
+    :data:`mlspec.naming.DRIFT_EVENT_TYPE` and ``--event_source`` names the spec and namespace,
+    so Triggers filter on exactly what this detector emits; ``--reply_url`` is the Broker.
+    Exactly one replica (``min-scale`` = ``max-scale`` = 1): the server accumulates rows in
+    memory until a batch is full, so two replicas would each see half a batch and a scale to
+    zero would drop one.  ``--protocol`` follows the served protocol (v2 → ``kfserving.http``,
+    the V2 ``inputs`` payload; KServe v1 → ``tensorflow.http``; Seldon v1 → ``seldon.http``).
+    There is no time window: alibi-detect-server batches by row count only, so ``batch_size``
+    is the one knob (rows per second × the time one test should cover).
+``actions.yaml``
+    ``serving.knative.dev/v1`` Service ``<spec>-drift-actions``: a stdlib-only program
+    (:mod:`mlspec.generators.drift_actions`) that acts on drift results -- ``retrain`` starts a
+    run of this environment's PipelineVersion through the same launcher as the training
+    CronJob, at most one per ``cooldown`` (read from the KFP API's run history, no state of
+    its own); ``alert`` posts the result to the webhook URL of a Secret; ``rollback`` sends a
+    ``repository_dispatch`` to the GitOps repository, whose generated workflow opens the
+    rollback pull request.  Its ``/dead-letter`` path logs what delivery gave up on.  One
+    replica at most, so its lock serializes the cooldown check.
+``triggers.yaml``
+    ``eventing.knative.dev/v1`` Triggers: ``<spec>-detector-trigger`` passes the champion's
+    request events (``type`` ``org.kubeflow.serving.inference.request`` from KServe,
+    ``io.seldon.serving.inference.request`` from Seldon, and the ``inferenceservicename``
+    extension both set to the serving object's name) to the detector;
+    ``<spec>-<action>-trigger`` passes the detector's results (its type and source) to the
+    actions Service.  Both with retries and the dead-letter sink.
+
+Seldon Core 2 is not covered: there the detector would be a Model (``requirements: [mlserver,
+alibi-detect]``) on an asynchronous step of a Pipeline with ``batch.size``, and its results
+land on Seldon's Kafka topic ``seldon.<namespace>.model.<detector>.outputs`` as V2 inference
+messages, which no Knative object here turns into an action.  ``validate`` says so rather than
+generate a detector whose results nobody reads.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from pydantic import Field
+
+from mlspec.artefact import Artefact
+from mlspec.context import Context
+from mlspec.models import IMAGE, K8sLabel, Model, SecretRef
+from mlspec.naming import DISPATCH_ROLLBACK, DRIFT_EVENT_TYPE, Names
+from mlspec.registry import Target, source_key
+
+#: alibi-detect-server of Seldon Core 1.17.1, the last Apache-2.0 release (alibi-detect ^0.11.4).
+DETECTOR_IMAGE = "seldonio/alibi-detect-server:1.17.1"
+ACTIONS_IMAGE = "python:3.11-slim"
+BROKER_CLASS = "MTChannelBasedBroker"
+EVENTING_API = "eventing.knative.dev/v1"
+KNATIVE_SERVING_API = "serving.knative.dev/v1"
+#: The payload loggers' request event types (upstream facts §1.5, §2).
+REQUEST_EVENT_TYPES = {"kserve": "org.kubeflow.serving.inference.request",
+                       "seldon": "io.seldon.serving.inference.request"}
+#: alibi-detect-server --protocol by runtime and served protocol.
+DETECTOR_PROTOCOLS = {("kserve", "v2"): "kfserving.http", ("kserve", "v1"): "tensorflow.http",
+                      ("seldon", "v2"): "kfserving.http", ("seldon", "v1"): "seldon.http"}
+KFP_TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
+VERSION_DIR = "/etc/mlspec/pipeline"
+BACKOFF_DELAY = "PT2S"  # ISO-8601; exponential: 2 s, 4 s, 8 s, ...
+SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+class GitHub(Model):
+    repository: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$",
+        description="owner/name of the GitOps repository that receives repository_dispatch events. Default: "
+                    "argocd.repo_url when it is a github.com URL.")
+    token_secret: SecretRef | None = Field(
+        None, description="Secret holding a GitHub token allowed to send repository_dispatch (contents: write).")
+
+
+class NewModels(Model):
+    traffic: int = Field(10, ge=0, le=100, description="Share (%) the new challenger gets in the pull request.")
+
+
+class Settings(Model):
+    """The ``drift:`` block of ``environments/<env>.yaml``."""
+
+    broker: K8sLabel | None = Field(
+        None, description="An existing Knative Broker of the environment's namespace to route events through. "
+                          "Default: mlspec makes one Broker per spec, <spec>-events.")
+    detector_image: str = Field(DETECTOR_IMAGE, pattern=IMAGE, description="alibi-detect-server image.")
+    actions_image: str = Field(ACTIONS_IMAGE, pattern=IMAGE, description="Python image of the drift actions Service.")
+    dead_letter_uri: str | None = Field(
+        None, pattern=r"^https?://\S+$",
+        description="Where events that fail delivery go. Default: the drift actions Service's /dead-letter, which logs "
+                    "them.")
+    retries: int = Field(5, ge=0, le=100, description="Delivery retries before the dead-letter sink.")
+    github: GitHub = Field(default_factory=GitHub, description="The GitOps repository, for rollback and new models.")
+    new_models: NewModels | None = Field(
+        None, description="When set, a pipeline run that registers a model passing the quality gate sends a "
+                          "repository_dispatch; the generated workflow opens a pull request making it the challenger.")
+
+
+#: Of serving, what the objects name (the runtime and protocol, the champion whose detector is served,
+#: the storage identity): a traffic edit does not touch the drift objects.
+READS = ("spec.drift", "spec.serving.runtime", "spec.serving.protocol", "spec.serving.rollout",
+         "spec.serving.champion", "spec.serving.service_account", "spec.training", "spec.labels", "env.kubeflow",
+         "env.argocd")
+
+
+# ------------------------------------------------------------------ shared with the serving targets
+
+
+def broker(names: Names, settings) -> str:
+    """The Broker the spec's events go through: the environment's, else the spec's own."""
+    return settings.broker if settings is not None and settings.broker else names.broker
+
+
+def logger_url(ctx: Context) -> str | None:
+    """Where the serving targets send the champion's payload log, or None without a drift policy.
+    The serving targets declare ``spec.drift`` and ``env.drift`` to call this."""
+    if ctx.spec.drift is None:
+        return None
+    settings = getattr(ctx.env, "drift", None) if "drift" in type(ctx.env).model_fields else None
+    return Names.broker_url(ctx.namespace, broker(ctx.names, settings))
+
+
+def detector_uri(spec) -> str | None:
+    """The served detector's directory: the spec's, else beside the champion model (the
+    training pipeline registers ``<version>/model`` and ``<version>/drift-detector``)."""
+    drift = spec.drift
+    if drift.detector_uri:
+        return drift.detector_uri
+    uri = spec.serving.champion.uri.rstrip("/")
+    return uri[: -len("/model")] + "/drift-detector" if uri.endswith("/model") else None
+
+
+def github_repository(env) -> str | None:
+    """The GitOps repository (owner/name): the drift settings', else argocd.repo_url's on github.com."""
+    settings = env.drift
+    if settings.github.repository:
+        return settings.github.repository
+    argocd = getattr(env, "argocd", None) if "argocd" in type(env).model_fields else None
+    url = getattr(argocd, "repo_url", None) or ""
+    for prefix in ("https://github.com/", "git@github.com:", "ssh://git@github.com/"):
+        if url.startswith(prefix):
+            path = url[len(prefix):].removesuffix("/").removesuffix(".git")
+            if path.count("/") == 1:
+                return path
+    return None
+
+
+# ------------------------------------------------------------------------------ objects
+
+
+def _meta(ctx: Context, name: str, component: str) -> dict:
+    return {"name": name, "namespace": ctx.namespace, "labels": ctx.labels(component),
+            "annotations": ctx.annotations()}
+
+
+def _ref(name: str) -> dict:
+    return {"ref": {"apiVersion": KNATIVE_SERVING_API, "kind": "Service", "name": name}}
+
+
+def _dead_letter(ctx: Context) -> dict:
+    if ctx.settings.dead_letter_uri:
+        return {"uri": ctx.settings.dead_letter_uri}
+    return {**_ref(ctx.names.drift_actions), "uri": "/dead-letter"}
+
+
+def _delivery(ctx: Context) -> dict:
+    return {"retry": ctx.settings.retries, "backoffPolicy": "exponential", "backoffDelay": BACKOFF_DELAY,
+            "deadLetterSink": _dead_letter(ctx)}
+
+
+def _broker(ctx: Context) -> dict:
+    meta = _meta(ctx, ctx.names.broker, "drift-routing")
+    meta["annotations"] = {**meta["annotations"], "eventing.knative.dev/broker.class": BROKER_CLASS}
+    return {"apiVersion": EVENTING_API, "kind": "Broker", "metadata": meta, "spec": {"delivery": _delivery(ctx)}}
+
+
+def _one_replica(extra: dict | None = None) -> dict:
+    return {"annotations": {"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1",
+                            **(extra or {})}}
+
+
+def _detector_service(ctx: Context) -> dict:
+    spec, names = ctx.spec, ctx.names
+    drift, sv = spec.drift, spec.serving
+    url = Names.broker_url(ctx.namespace, broker(names, ctx.settings))
+    args = [
+        "--model_name", names.drift_detector,
+        "--http_port", "8080",
+        "--protocol", DETECTOR_PROTOCOLS[(sv.runtime, sv.protocol)],
+        "--storage_uri", detector_uri(spec),
+        "--reply_url", url,
+        "--event_type", DRIFT_EVENT_TYPE,
+        "--event_source", names.drift_event_source,
+        "DriftDetector",
+        "--drift_batch_size", str(drift.batch_size),
+    ]
+    pod: dict = {
+        "containers": [{
+            "name": "detector",
+            "image": ctx.settings.detector_image,
+            "args": args,
+            "ports": [{"containerPort": 8080}],
+            "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+            "securityContext": {k: v for k, v in SECURITY.items() if k != "seccompProfile"},
+        }],
+        "securityContext": {"seccompProfile": SECURITY["seccompProfile"]},
+    }
+    if sv.service_account:  # the storage credentials of the serving pods read the detector too
+        pod["serviceAccountName"] = sv.service_account
+    else:
+        pod["automountServiceAccountToken"] = False
+    return {"apiVersion": KNATIVE_SERVING_API, "kind": "Service",
+            "metadata": _meta(ctx, names.drift_detector, "drift-detector"),
+            "spec": {"template": {"metadata": _one_replica(), "spec": pod}}}
+
+
+@functools.lru_cache(maxsize=1)
+def _actions_script() -> str:
+    from . import drift_actions
+
+    return drift_actions.script()
+
+
+def _actions_service(ctx: Context) -> dict:
+    from . import kubeflow
+
+    spec, names, env = ctx.spec, ctx.names, ctx.env
+    drift = spec.drift
+    values = {
+        "MLSPEC_ACTION": drift.action,
+        "MLSPEC_EVENT_TYPE": DRIFT_EVENT_TYPE,
+        "MLSPEC_SPEC": ctx.spec_path,
+        "MLSPEC_ENV": env.name,
+    }
+    secret_env: list[dict] = []
+    volumes: list[dict] = []
+    mounts: list[dict] = []
+    account = None
+    if drift.action == "retrain":
+        kfp_ns = env.kubeflow.namespace
+        values.update({
+            "KFP_HOST": f"http://ml-pipeline.{kfp_ns}.svc.cluster.local:8888",
+            "KFP_PIPELINE_NAMESPACE": kfp_ns,
+            "KFP_PIPELINE_NAME": names.pipeline,
+            "KFP_PIPELINE_VERSION_FILE": f"{VERSION_DIR}/version",
+            "KFP_RUN_NAMESPACE": ctx.namespace,
+            "KFP_EXPERIMENT": names.experiment,
+            "KFP_SERVICE_ACCOUNT": spec.training.service_account or "",
+            "KFP_RUN_PARAMETERS": json.dumps(kubeflow.run_parameters(ctx), sort_keys=True),
+            "KFP_COOLDOWN_SECONDS": str(_seconds(drift.cooldown)),
+            "KF_PIPELINES_SA_TOKEN_PATH": f"{KFP_TOKEN_DIR}/token",
+        })
+        account = spec.training.service_account or "default-editor"
+        volumes += [
+            {"name": "pipeline-version", "configMap": {"name": names.pipeline_version_configmap}},
+            {"name": "kfp-token", "projected": {"sources": [{"serviceAccountToken": {
+                "path": "token", "expirationSeconds": 3600, "audience": "pipelines.kubeflow.org"}}]}},
+        ]
+        mounts += [{"name": "pipeline-version", "mountPath": VERSION_DIR, "readOnly": True},
+                   {"name": "kfp-token", "mountPath": KFP_TOKEN_DIR, "readOnly": True}]
+    elif drift.action == "alert":
+        ref = drift.alert_webhook
+        secret_env.append({"name": "ALERT_WEBHOOK_URL",
+                           "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}})
+    else:  # rollback
+        values.update({"GITHUB_REPOSITORY": github_repository(env), "MLSPEC_DISPATCH_EVENT": DISPATCH_ROLLBACK})
+        ref = ctx.settings.github.token_secret
+        secret_env.append({"name": "GITHUB_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}})
+    container = {
+        "name": "actions",
+        "image": ctx.settings.actions_image,
+        "command": ["python3", "-c", _actions_script()],
+        "env": [{"name": k, "value": v} for k, v in values.items()] + secret_env,
+        "ports": [{"containerPort": 8080}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": {**{k: v for k, v in SECURITY.items() if k != "seccompProfile"},
+                            "readOnlyRootFilesystem": True, "runAsUser": 65534},
+    }
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod: dict = {"containers": [container], "securityContext": {"seccompProfile": SECURITY["seccompProfile"]},
+                 "automountServiceAccountToken": False}
+    if account:
+        pod["serviceAccountName"] = account
+    if volumes:
+        pod["volumes"] = volumes
+    return {"apiVersion": KNATIVE_SERVING_API, "kind": "Service",
+            "metadata": _meta(ctx, names.drift_actions, "drift-actions"),
+            "spec": {"template": {"metadata": {"annotations": {"autoscaling.knative.dev/max-scale": "1"}},
+                                  "spec": pod}}}
+
+
+def _seconds(duration: str) -> int:
+    from mlspec import units
+
+    return int(units.parse_duration(duration))
+
+
+def _trigger(ctx: Context, name: str, attributes: dict, subscriber: str, component: str) -> dict:
+    spec = {"broker": broker(ctx.names, ctx.settings), "filter": {"attributes": attributes},
+            "subscriber": _ref(subscriber), "delivery": _delivery(ctx)}
+    return {"apiVersion": EVENTING_API, "kind": "Trigger", "metadata": _meta(ctx, name, component), "spec": spec}
+
+
+def request_filter(ctx: Context) -> dict:
+    """The attributes of the champion's request events, as the payload logger sets them."""
+    sv, names = ctx.spec.serving, ctx.names
+    if sv.runtime == "kserve":
+        isvc = names.serving if sv.rollout == "canary" else names.champion
+        return {"type": REQUEST_EVENT_TYPES["kserve"], "inferenceservicename": isvc}
+    return {"type": REQUEST_EVENT_TYPES["seldon"], "inferenceservicename": names.serving}
+
+
+def generate(ctx: Context) -> list[Artefact]:
+    spec = ctx.spec
+    if spec.drift is None:
+        return []
+    if spec.serving.runtime not in REQUEST_EVENT_TYPES:  # Seldon Core 2: a validation error (see rules)
+        return []
+    names, path = ctx.names, ctx.deploy_path
+    out = []
+    if not ctx.settings.broker:
+        out.append(Artefact(path("drift", "broker.yaml"), _broker(ctx)))
+    out.append(Artefact(path("drift", "detector.yaml"), _detector_service(ctx)))
+    out.append(Artefact(path("drift", "actions.yaml"), _actions_service(ctx)))
+    triggers = [
+        _trigger(ctx, names.trigger("detector"), request_filter(ctx), names.drift_detector, "drift-routing"),
+        _trigger(ctx, names.trigger(spec.drift.action), {"type": DRIFT_EVENT_TYPE, "source": names.drift_event_source},
+                 names.drift_actions, "drift-routing"),
+    ]
+    out.append(Artefact(path("drift", "triggers.yaml"), triggers, multi_document=True))
+    return out
+
+
+# ------------------------------------------------------------------------------ rules
+
+
+def rules(rc) -> None:
+    spec, drift, settings = rc.spec, rc.spec.drift, rc.settings
+    if settings.new_models is not None:
+        _github_rules(rc, "new_models (pull requests of new models)")
+        cap = rc.env.policies.max_challenger_traffic
+        if cap is not None and settings.new_models.traffic > cap:
+            rc.env_error(("drift", "new_models", "traffic"), f"new models would get {settings.new_models.traffic}% "
+                         f"of the traffic, over the environment's max_challenger_traffic of {cap}%",
+                         f"set drift.new_models.traffic to at most {cap}", code="drift")
+    if drift is None:
+        return
+    runtime = spec.serving.runtime
+    if drift.detector_uri is None and detector_uri(spec) is None:
+        rc.error(("serving", "champion", "uri"), "drift needs the champion's detector: the training pipeline writes it "
+                 "beside the registered model (<version>/model and <version>/drift-detector), and this URI does "
+                 "not end in /model", "serve a registered model (its .../model URI), or set drift.detector_uri",
+                 code="drift")
+    if runtime == "seldon-v2":
+        rc.error(("drift", "action"), f"acting on drift ({drift.action}) with Seldon Core 2 needs the detector's results "
+                 "from Seldon's Kafka topic, which mlspec does not route yet",
+                 "serve with kserve or seldon for drift actions, or remove the drift block", code="drift")
+        return
+    if drift.action == "alert" and drift.alert_webhook is None:
+        rc.error(("drift", "action"), "action alert needs the webhook's URL, from a Secret",
+                 "set drift.alert_webhook: {secret: ..., key: ...}", code="drift")
+    if drift.action == "rollback":
+        _github_rules(rc, "action rollback")
+    if drift.action == "retrain" and "kubeflow" not in type(rc.env).model_fields:
+        rc.error(("drift", "action"), "action retrain starts a Kubeflow pipeline run, and the kubeflow target is "
+                 "not installed", "install mlspec[kfp], or use alert", code="drift")
+
+
+def _github_rules(rc, what: str) -> None:
+    if github_repository(rc.env) is None:
+        rc.env_error(("drift",), f"{what} sends a repository_dispatch to the GitOps repository, and none is set",
+                     "set drift.github.repository: owner/name (or argocd.repo_url to a github.com URL)", code="drift")
+    if rc.settings.github.token_secret is None:
+        rc.env_error(("drift",), f"{what} needs a GitHub token to send the repository_dispatch",
+                     "set drift.github.token_secret: {secret: ..., key: ...}", code="drift")
+
+
+def version_key() -> str:
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    return source_key(__file__, str(here / "drift_actions.py"), str(here / "kubeflow_components.py"),
+                      extra=json.dumps({"detector": DETECTOR_IMAGE, "actions": ACTIONS_IMAGE}))
+
+
+target = Target(
+    name="drift",
+    generate=generate,
+    reads=READS,
+    settings=Settings,
+    rules=rules,
+    version_key=version_key,
+    description="Drift detection: Alibi Detect detector, Knative Broker/Triggers, retrain/alert/rollback actions",
+)

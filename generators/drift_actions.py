@@ -1,0 +1,406 @@
+"""The program of the drift actions Service: a small Knative Service that acts on drift results.
+
+The drift detector (alibi-detect-server, ``--event_type`` = :data:`mlspec.naming.DRIFT_EVENT_TYPE`)
+emits one CloudEvent per tested batch, drift or not, with the detector output as data:
+``{"data": {"is_drift": 0|1 or one per feature, "p_val", "threshold", "distance"}, "meta": {...}}``.
+A Knative Trigger filtered on that type delivers them here; this program acts only when drift is
+reported, with the one action the environment chose (``MLSPEC_ACTION``):
+
+* ``retrain``: one run of this environment's PipelineVersion, through
+  :func:`mlspec.generators.kubeflow_components.trigger_run` (the schedule CronJob's launcher, so the
+  launcher code exists once).  The cooldown is KFP's own run history: no run is started while the
+  experiment has a run (scheduled or drift) younger than ``KFP_COOLDOWN_SECONDS``.  Actions are
+  serialised by a lock, so a flood of events to one replica starts at most one run.
+* ``alert``: the result, as JSON, to the webhook in ``ALERT_WEBHOOK_URL`` (from a Secret).
+* ``rollback``: a ``repository_dispatch`` (``MLSPEC_DISPATCH_EVENT``) to the GitOps repository,
+  whose workflow runs ``mlspec rollback`` and opens a pull request.
+
+``/dead-letter`` logs what Knative could not deliver (one JSON line on stderr); ``GET /healthz``.
+
+Answers: 2xx with an empty body when handled or deliberately skipped (the Broker treats a non-empty
+body that is not a CloudEvent as a failed delivery, knative/eventing@knative-v1.22.2
+pkg/broker/filter/filter_handler.go ``writeResponse``); the outcome is in the ``X-Mlspec-Outcome``
+header.  5xx when an upstream call failed, so Knative retries and finally dead-letters the event
+(the body, a short text, becomes the dead letter's ``knativeerrordata``).  4xx for requests that are
+not drift results (not retried).
+
+Stdlib only: it runs as ``python3 -c <script()>`` in a plain Python image.  Every function below
+is self-contained (imports inside) and the script is their source text, see :func:`script`.
+Configuration comes by environment variables only (:data:`ENV`); nothing of mlspec is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+
+#: The environment variables the program reads: name → (required, meaning).  "retrain" etc.: only
+#: for that action.  The launcher's own variables (KFP_*) are documented in ``trigger_run``.
+ENV = {
+    "PORT": ("no (Knative sets it)", "port to listen on, default 8080; 0 picks a free one (tests)"),
+    "MLSPEC_LISTEN_HOST": ("no", "address to bind, default 0.0.0.0"),
+    "MLSPEC_ACTION": ("yes", "retrain | alert | rollback"),
+    "MLSPEC_EVENT_TYPE": ("yes", ("CloudEvent type of drift results (mlspec.naming.DRIFT_EVENT_TYPE); "
+                                  "other types are answered 200 and ignored")),
+    "MLSPEC_SPEC": ("yes", "the spec's path relative to the repository root (payloads, run description)"),
+    "MLSPEC_ENV": ("yes", "the environment's name (payloads, run description)"),
+    "KFP_HOST": ("retrain", "KFP API base URL, http://ml-pipeline.<kfp-ns>.svc.cluster.local:8888"),
+    "KFP_PIPELINE_NAMESPACE": ("retrain, may be empty", "namespace of the Pipeline object"),
+    "KFP_PIPELINE_NAME": ("retrain", "name of the Pipeline"),
+    "KFP_PIPELINE_VERSION_FILE": ("retrain: this or KFP_PIPELINE_VERSION",
+                                  "file holding the PipelineVersion name (mounted ConfigMap key), read per event"),
+    "KFP_PIPELINE_VERSION": ("retrain: this or KFP_PIPELINE_VERSION_FILE", "PipelineVersion name (fallback)"),
+    "KFP_RUN_NAMESPACE": ("retrain, may be empty", "namespace of the experiment and runs (multi-user)"),
+    "KFP_EXPERIMENT": ("retrain, default the pipeline name", "experiment whose run history is the cooldown"),
+    "KFP_SERVICE_ACCOUNT": ("no", "service_account of the run"),
+    "KFP_RUN_PARAMETERS": ("no, default {}", "JSON object of run parameters"),
+    "KFP_COOLDOWN_SECONDS": ("retrain (0 or absent: no cooldown)", "no run while the experiment has a younger one"),
+    "KF_PIPELINES_SA_TOKEN_PATH": ("no", "projected SA token (audience pipelines.kubeflow.org); sent as Bearer"),
+    "ALERT_WEBHOOK_URL": ("alert", "webhook URL (from a Secret)"),
+    "GITHUB_REPOSITORY": ("rollback", "owner/name of the GitOps repository"),
+    "GITHUB_TOKEN": ("rollback", "token allowed to send repository_dispatch (from a Secret)"),
+    "GITHUB_API_URL": ("no, default https://api.github.com", "GitHub API base URL (GitHub Enterprise)"),
+    "MLSPEC_DISPATCH_EVENT": ("no, default mlspec-rollback", "repository_dispatch event_type"),
+    "MLSPEC_HTTP_TIMEOUT": ("no, default 10", "seconds for the webhook and GitHub calls"),
+}
+
+#: The functions that make the program, in the order the script defines them.
+PROGRAM = ("check_config", "parse_cloudevent", "drift_summary", "retrain", "alert", "rollback",
+           "handle_request", "serve")
+
+
+def check_config(env) -> list:
+    """What is missing or wrong in the configuration ``env`` (a mapping), as messages."""
+    action = env.get("MLSPEC_ACTION", "")
+    problems = []
+    if action not in ("retrain", "alert", "rollback"):
+        problems.append(f"MLSPEC_ACTION must be retrain, alert or rollback, not {action!r}")
+    needed = ["MLSPEC_EVENT_TYPE", "MLSPEC_SPEC", "MLSPEC_ENV"]
+    needed += {"retrain": ["KFP_HOST", "KFP_PIPELINE_NAME"], "alert": ["ALERT_WEBHOOK_URL"],
+               "rollback": ["GITHUB_REPOSITORY", "GITHUB_TOKEN"]}.get(action, [])
+    problems += [f"{name} is not set" for name in needed if not env.get(name)]
+    if action == "retrain" and not (env.get("KFP_PIPELINE_VERSION") or env.get("KFP_PIPELINE_VERSION_FILE")):
+        problems.append("KFP_PIPELINE_VERSION or KFP_PIPELINE_VERSION_FILE must be set")
+    for name in ("KFP_COOLDOWN_SECONDS", "MLSPEC_HTTP_TIMEOUT", "PORT"):
+        if not (env.get(name) or "0").isdigit():
+            problems.append(f"{name} must be a whole number of seconds, not {env.get(name)!r}")
+    return problems
+
+
+def parse_cloudevent(headers, body: bytes):
+    """``(attributes, data)`` of a CloudEvent received over HTTP, binary or structured mode.
+
+    ``headers`` has lower-case names.  Raises ``ValueError`` for what is not a single JSON event."""
+    import base64
+    import json
+    import urllib.parse
+
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/cloudevents-batch+json":
+        raise ValueError("batched CloudEvents are not supported")
+    if content_type.startswith("application/cloudevents"):
+        document = json.loads(body.decode("utf-8"))
+        if not isinstance(document, dict):
+            raise ValueError("a structured CloudEvent is a JSON object")
+        attributes = {k: v for k, v in document.items() if k not in ("data", "data_base64")}
+        if "data_base64" in document:
+            data = json.loads(base64.b64decode(document["data_base64"]).decode("utf-8"))
+        else:
+            data = document.get("data")
+            if isinstance(data, str) and "json" in str(document.get("datacontenttype", "application/json")):
+                data = json.loads(data)
+    else:
+        if "ce-type" not in headers:
+            raise ValueError("not a CloudEvent: no ce-type header and no application/cloudevents+json body")
+        # binary mode: ce-* headers are the attributes (percent-encoded, CloudEvents HTTP binding 3.1.3.2)
+        attributes = {k[3:]: urllib.parse.unquote(v) for k, v in headers.items() if k.startswith("ce-")}
+        text = body.decode("utf-8").strip()
+        data = json.loads(text) if text else None
+    if not isinstance(attributes.get("type"), str) or not attributes["type"]:
+        raise ValueError("the CloudEvent has no type")
+    return attributes, data
+
+
+def drift_summary(data) -> dict:
+    """The gist of an alibi-detect result (``{"data": {...}, "meta": {...}}`` or its ``data`` alone).
+
+    ``drift`` is true when ``is_drift`` is, or any of its per-feature values is; ``p_val`` and
+    ``threshold`` are the smallest values given.  Raises ``ValueError`` when there is no ``is_drift``."""
+    result = data.get("data") if isinstance(data, dict) and isinstance(data.get("data"), dict) else data
+    if not isinstance(result, dict) or "is_drift" not in result:
+        raise ValueError("the event data is not a drift result: no is_drift")
+    meta = data.get("meta") if isinstance(data, dict) and isinstance(data.get("meta"), dict) else {}
+
+    def numbers(value) -> list:
+        if isinstance(value, (list, tuple)):
+            return [x for item in value for x in numbers(item)]
+        if isinstance(value, bool):
+            return [int(value)]
+        if isinstance(value, (int, float)):
+            return [value]
+        if value is None:
+            return []
+        raise ValueError(f"not a number: {value!r}")
+
+    flags = numbers(result["is_drift"])
+    p_vals = numbers(result.get("p_val"))
+    thresholds = numbers(result.get("threshold"))
+    summary = {
+        "drift": any(flag for flag in flags),
+        "is_drift": result["is_drift"],
+        "p_val": min(p_vals) if p_vals else None,
+        "threshold": min(thresholds) if thresholds else None,
+        "detector": meta.get("name") or "",
+    }
+    if isinstance(result["is_drift"], (list, tuple)):
+        summary["features"], summary["drifted_features"] = len(flags), sum(1 for flag in flags if flag)
+    elif len(p_vals) > 1 and len(thresholds) == 1:
+        summary["features"] = len(p_vals)
+        summary["drifted_features"] = sum(1 for p in p_vals if p < thresholds[0])
+    words = f"drift detected by {summary['detector'] or 'the detector'}"
+    if "features" in summary:
+        words += f" on {summary['drifted_features']} of {summary['features']} features"
+    if summary["p_val"] is not None:
+        words += f": min p-value {summary['p_val']:.3g}"
+        if summary["threshold"] is not None:
+            words += f" (threshold {summary['threshold']:.3g})"
+    summary["text"] = words
+    return summary
+
+
+def retrain(env, summary: dict, attributes: dict):
+    """Start one run of the environment's PipelineVersion, unless one is younger than the cooldown.
+
+    ``(http code, outcome, detail)``."""
+    reason = (f"started by mlspec drift actions for {env.get('MLSPEC_SPEC')} ({env.get('MLSPEC_ENV')}): "
+              f"{summary['text']}; event {attributes.get('id')} from {attributes.get('source')}")
+    launch = dict(env, KFP_RUN_TRIGGER="drift", KFP_RUN_REASON=reason)
+    outcome = {}
+    code = trigger_run(launch, None, outcome)
+    status = outcome.get("status") or ("started" if code == 0 else "failed")
+    return (200 if code == 0 else 502), status, outcome.get("detail", "")
+
+
+def alert(env, summary: dict, attributes: dict, result):
+    """POST the result to the webhook.  ``(http code, outcome, detail)``."""
+    import datetime
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = {
+        "spec": env.get("MLSPEC_SPEC"),
+        "env": env.get("MLSPEC_ENV"),
+        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "text": f"{env.get('MLSPEC_SPEC')} ({env.get('MLSPEC_ENV')}): {summary['text']}",
+        "event": {k: attributes.get(k) for k in ("id", "source", "type")},
+        "result": result,
+    }
+    request = urllib.request.Request(
+        env["ALERT_WEBHOOK_URL"], data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "mlspec-drift-actions"})
+    try:
+        with urllib.request.urlopen(request, timeout=int(env.get("MLSPEC_HTTP_TIMEOUT") or 10)) as response:
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        return 502, "failed", f"the webhook answered {exc.code}"
+    except OSError as exc:
+        return 502, "failed", f"the webhook is unreachable: {exc!r}"
+    return 200, "sent", f"the webhook answered {code}"
+
+
+def rollback(env, summary: dict, attributes: dict):
+    """Send the ``repository_dispatch`` that starts the rollback workflow.  ``(http code, outcome, detail)``."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    api = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
+    # GitHub's limit: client_payload has at most 10 top-level properties (7 here)
+    payload = {
+        "spec": env.get("MLSPEC_SPEC"),
+        "env": env.get("MLSPEC_ENV"),
+        "reason": "drift",
+        "is_drift": 1 if summary["drift"] else 0,  # the workflow takes 0 or 1, not per-feature lists
+        "p_val": summary["p_val"],
+        "threshold": summary["threshold"],
+        "source": attributes.get("source"),
+    }
+    body = {"event_type": env.get("MLSPEC_DISPATCH_EVENT") or "mlspec-rollback", "client_payload": payload}
+    request = urllib.request.Request(
+        f"{api}/repos/{env['GITHUB_REPOSITORY']}/dispatches", data=json.dumps(body).encode(), method="POST",
+        headers={"Accept": "application/vnd.github+json", "Authorization": "Bearer " + env["GITHUB_TOKEN"],
+                 "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json",
+                 "User-Agent": "mlspec-drift-actions"})
+    try:
+        with urllib.request.urlopen(request, timeout=int(env.get("MLSPEC_HTTP_TIMEOUT") or 10)) as response:
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        return 502, "failed", f"GitHub answered {exc.code}: {detail}"
+    except OSError as exc:
+        return 502, "failed", f"GitHub is unreachable: {exc!r}"
+    return 200, "dispatched", f"GitHub answered {code}"
+
+
+def handle_request(method: str, path: str, headers, body: bytes, env, lock):
+    """One HTTP request: ``(http code, outcome, detail)``; logs one JSON line on stderr.
+
+    ``headers`` has lower-case names; ``lock`` serialises the actions."""
+    import datetime
+    import json
+    import sys
+
+    path = path.split("?", 1)[0]
+    record = {"time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "method": method, "path": path}
+    if method == "GET" and path in ("/healthz", "/readyz"):
+        return 200, "ok", ""
+    if method != "POST" or path not in ("/", "/dead-letter"):
+        return (405 if path in ("/", "/dead-letter") else 404), "refused", f"no {method} {path}"
+    if path == "/dead-letter":
+        record["dead_letter"] = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+        text = body.decode("utf-8", errors="replace")
+        try:
+            record["data"] = json.loads(text) if text.strip() else None
+        except ValueError:
+            record["data"] = text
+        print(json.dumps(record, sort_keys=True), file=sys.stderr, flush=True)
+        return 200, "dead-lettered", ""
+    try:
+        attributes, data = parse_cloudevent(headers, body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        code, outcome, detail = 400, "rejected", str(exc)
+    else:
+        record["event"] = {k: attributes.get(k) for k in ("id", "source", "type")}
+        if attributes["type"] != env["MLSPEC_EVENT_TYPE"]:
+            code, outcome, detail = 200, "ignored", f"not a drift result: type {attributes['type']!r}"
+        else:
+            try:
+                summary = drift_summary(data)
+            except ValueError as exc:
+                code, outcome, detail = 400, "rejected", str(exc)
+            else:
+                record["drift"] = {k: summary[k] for k in ("drift", "p_val", "threshold")}
+                if not summary["drift"]:
+                    code, outcome, detail = 200, "no-drift", ""
+                else:
+                    action = env["MLSPEC_ACTION"]
+                    with lock:
+                        try:
+                            if action == "retrain":
+                                code, outcome, detail = retrain(env, summary, attributes)
+                            elif action == "alert":
+                                code, outcome, detail = alert(env, summary, attributes, data)
+                            else:
+                                code, outcome, detail = rollback(env, summary, attributes)
+                        except Exception as exc:  # noqa: BLE001 (a surprise: Knative retries, the log tells)
+                            code, outcome, detail = 500, "failed", f"{type(exc).__name__}: {exc}"
+    record.update(code=code, outcome=outcome)
+    if detail:
+        record["detail"] = detail
+    print(json.dumps(record, sort_keys=True), file=sys.stderr, flush=True)
+    return code, outcome, detail
+
+
+def serve(env=None) -> int:
+    """Run the HTTP server until killed.  Returns 2 when the configuration is wrong."""
+    import http.server
+    import json
+    import os
+    import sys
+    import threading
+
+    env = dict(os.environ if env is None else env)
+    problems = check_config(env)
+    if problems:
+        for problem in problems:
+            print(f"drift actions: {problem}", file=sys.stderr)
+        return 2
+    sys.stdout.reconfigure(line_buffering=True)
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def read_body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline().strip():
+                            pass
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def answer(self, method: str) -> None:
+            body = self.read_body()
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            code, outcome, detail = handle_request(method, self.path, headers, body, env, lock)
+            text = (detail if code >= 400 else ("ok" if method == "GET" and code == 200 else "")).encode()
+            self.send_response(code)
+            self.send_header("X-Mlspec-Outcome", outcome)
+            self.send_header("Content-Length", str(len(text)))
+            if text:
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(text)
+
+        def do_POST(self) -> None:
+            self.answer("POST")
+
+        def do_GET(self) -> None:
+            self.answer("GET")
+
+        def log_message(self, format, *args) -> None:  # handle_request logs, as JSON
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256
+
+    server = Server((env.get("MLSPEC_LISTEN_HOST") or "0.0.0.0", int(env.get("PORT") or 8080)), Handler)
+    host, port = server.server_address[:2]
+    print(json.dumps({"listening": f"{host}:{port}", "action": env["MLSPEC_ACTION"]}), file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def trigger_run(env=None, urlopen=None, outcome=None) -> int:
+    """In this module only: the launcher, imported late (it lives in ``kubeflow_components``, which
+    imports kfp).  The script defines the real one instead, from its source (:func:`script`)."""
+    from mlspec.generators.kubeflow_components import trigger_run as launcher
+
+    return launcher(env, urlopen, outcome)
+
+
+def launcher_source() -> str:
+    """The source text of ``kubeflow_components.trigger_run``, read from its file without importing
+    the module (that would import kfp); the same text as ``inspect.getsource`` gives."""
+    import ast
+    from pathlib import Path
+
+    text = Path(__file__).with_name("kubeflow_components.py").read_text(encoding="utf-8")
+    node = next(n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == "trigger_run")
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[node.lineno - 1:node.end_lineno])
+
+
+@functools.lru_cache(maxsize=1)
+def script() -> str:
+    """The exact source the Service runs (``python3 -c``): the :data:`PROGRAM` functions and the
+    launcher, then ``serve()``.  Deterministic: it depends only on the two source files."""
+    import inspect
+
+    here = globals()
+    parts = ['"""mlspec drift actions Service (generated from mlspec.generators.drift_actions; stdlib only)."""\n']
+    parts += [inspect.getsource(here[name]) for name in PROGRAM]
+    parts.append(launcher_source())
+    return "\n\n".join(parts) + '\n\nif __name__ == "__main__":\n    raise SystemExit(serve())\n'
