@@ -1,9 +1,12 @@
-"""GitHub target: the pull-request checks of the users' GitOps repository.
+"""GitHub target: the pull-request checks of the users' GitOps repository, and the workflows
+that close the drift loop with a pull request.
 
-A repository-scope target: one file for the whole project, written at the output root,
-``.github/workflows/mlspec.yaml``.  GitHub reads workflows only from ``.github/workflows/``
-at the top of the repository, so this target is for the usual GitOps layout where
-``mlspec compile`` writes into the repository itself (``--out`` is the repository root).
+A repository-scope target: files for the whole project, written at the output root,
+``.github/workflows/mlspec.yaml`` always, ``mlspec-rollback.yaml`` and ``mlspec-new-model.yaml``
+when the specs and environments ask for them (see "repository_dispatch workflows" below).
+GitHub reads workflows only from ``.github/workflows/`` at the top of the repository, so
+this target is for the usual GitOps layout where ``mlspec compile`` writes into the
+repository itself (``--out`` is the repository root).
 Like every repository-scope output it is generated only by a compile of the whole project
 (``mlspec compile`` at the project root).
 
@@ -42,11 +45,62 @@ key set in several files must have the same value there (a located ``validate`` 
 otherwise, :func:`rules`); a key set in one file applies to the repository, and a key set
 in none has its default.
 
-Determinism and version bumps: the file depends only on the specs' paths and the github
-settings -- and, while ``github.mlspec`` is not set, on the running mlspec version, since
-the default install is ``mlspec[kfp]==<that version>`` (so that CI checks with exactly the
-mlspec that compiled; the ``kfp`` extra because compiling the Kubeflow target needs kfp).
-A new mlspec release therefore rewrites exactly one line of the workflow,
+repository_dispatch workflows (the closed loop of drift and continuous deployment)
+    ``mlspec-rollback.yaml`` (``on: repository_dispatch: types: [mlspec-rollback]``) is
+    written when some spec, resolved in some environment, has ``drift.action: rollback``: the
+    drift target's actions Service sends that event with ``client_payload`` ``{spec, env,
+    reason, is_drift, p_val, threshold, source}``.  ``mlspec-new-model.yaml`` (``types:
+    [mlspec-new-model]``) is written when some environment enables ``drift.new_models`` (the
+    drift target's settings; read through the guarded environment, and absent when no drift
+    target is installed): the training pipeline's register step sends ``{spec, env, uri,
+    version, traffic, metric, goal, score, threshold, champion_score}``.  ``spec`` is the
+    spec's path as the targets know it (``ctx.spec_path``: relative to the project root, which
+    is the repository root unless ``github.working_directory`` says otherwise).
+
+    One job each (``contents: write`` to push the branch, ``pull-requests: write`` to open the
+    pull request; ``permissions: {}`` above).  The first step checks the payload, before
+    anything is checked out or installed: every value reaches the shell through ``env:``
+    only, never a ``${{ }}`` inside ``run:``; ``spec`` must be one of the committed specs and
+    ``env`` one of the environments (allow-lists written here from the scope's contexts), the
+    pair one the workflow is for (a spec whose action there is rollback / an environment with
+    new_models); ``uri`` a model URI of :data:`SAFE_URI` (mlspec's model URI schemes, with no
+    shell or Markdown metacharacters), ``version`` a token, ``traffic`` an integer 0-100,
+    numbers numbers, ``metric`` and ``goal`` the spec's vocabulary, free text a small
+    character set.  A refusal names the field, never echoes its value (a value printed to the
+    log could be read as a workflow command).  The branch,
+    ``mlspec/rollback/<env>/<spec name>`` or ``mlspec/new-model/<env>/<spec name>/<version>``,
+    is built from validated values only and checked with ``git check-ref-format``.  Then:
+    check out (``persist-credentials: false``), install mlspec exactly as ``mlspec.yaml``
+    does, run ``mlspec rollback SPEC --env E`` (or ``mlspec challenger SPEC --env E --uri U
+    --version V --traffic T``), compile the whole project as the check job does (so the pull
+    request carries the regenerated output and its own check passes), and, if the spec
+    changed and no pull request from that branch is open, commit, push the branch and
+    ``gh pr create`` with a body that explains it: the drift result (p-value against the
+    threshold, its source) or the metrics table (metric, champion score, new model score,
+    threshold, goal).  Nothing to change, or a pull request already open: a notice, success,
+    no second pull request.  A branch left by a closed pull request is replaced
+    (``--force``: the ``mlspec/`` branches are mlspec's).  A compile that changes a file of
+    ``.github/workflows/`` fails the job before the push (:data:`WORKFLOWS_STALE`: GitHub
+    refuses workflow changes pushed with ``GITHUB_TOKEN``; the edits here change none, so
+    it means the default branch was not compiled).  The token is never stored in the
+    checkout: the push alone gets it, as the ``http.<server>/.extraheader`` that
+    actions/checkout would have persisted, through ``GIT_CONFIG_*`` variables of that one
+    command.  ``concurrency`` is one group per spec and environment (queued, not cancelled),
+    timeouts as the check job's.  ``mlspec.yaml``'s ``paths:`` then also lists these files.
+
+    Two GitHub rules to know: the repository must allow "GitHub Actions to create and approve
+    pull requests" (Settings > Actions > General) for ``GITHUB_TOKEN`` to open them, and a
+    pull request opened with ``GITHUB_TOKEN`` starts no ``pull_request`` workflow, so
+    ``mlspec.yaml`` does not run on it by itself (it carries output compiled by the same
+    mlspec pin; re-run the checks by pushing to the branch, or closing and reopening it).
+    The pull request goes to the default branch (the one ``repository_dispatch`` runs on).
+
+Determinism and version bumps: the files depend only on the specs' paths and the github
+settings (and the two switches above) -- and, while ``github.mlspec`` is not set, on the
+running mlspec version, since the default install is ``mlspec[kfp]==<that version>`` (so
+that CI checks with exactly the mlspec that compiled; the ``kfp`` extra because compiling
+the Kubeflow target needs kfp).
+A new mlspec release therefore rewrites exactly one line of each workflow,
 ``MLSPEC_REQUIREMENT: mlspec[kfp]==<version>``, and nothing else of the output
 (tests/functional/compile/test_minimal_diffs.py).  Set ``github.mlspec`` to pin it yourself.
 """
@@ -64,10 +118,13 @@ from typing import Any
 from pydantic import Field
 
 from mlspec.artefact import Artefact
-from mlspec.models import Model
+from mlspec.models import MODEL_URI, Model
+from mlspec.naming import DISPATCH_NEW_MODEL, DISPATCH_ROLLBACK
 from mlspec.registry import Target, source_key
 
 WORKFLOW_PATH = ".github/workflows/mlspec.yaml"
+ROLLBACK_PATH = ".github/workflows/mlspec-rollback.yaml"
+NEW_MODEL_PATH = ".github/workflows/mlspec-new-model.yaml"
 #: The hidden first line of the sticky comment, by which the next run finds it.
 MARKER = "<!-- mlspec-diff -->"
 ARTIFACT = "mlspec-diff"
@@ -134,7 +191,12 @@ class Settings(Model):
     actions: Actions = Field(default_factory=Actions, description="Action pins: full commit SHA and the tag's name.")
 
 
-READS: tuple[str, ...] = ()  # plus env.github, the target's own settings (the specs' paths come with the scope)
+#: Besides env.github (the target's own settings; the specs' paths come with the scope): whether
+#: a rollback workflow is needed (a spec's resolved drift action) and a new-model one (the drift
+#: target's ``new_models``, absent when that target is not installed).
+READS: tuple[str, ...] = ("spec.drift.action", "env.drift.new_models")
+ROLLBACK_READS = ("env.github", "spec.drift.action")
+NEW_MODEL_READS = ("env.github", "env.drift.new_models")
 
 
 # ------------------------------------------------------------------------------ settings
@@ -208,9 +270,10 @@ def _in(working_directory: str, path: str) -> str:
     return path if working_directory == "." else f"{working_directory}/{path}"
 
 
-def paths_filter(settings: Effective, spec_paths: list[str]) -> list[str] | None:
+def paths_filter(settings: Effective, spec_paths: list[str], others: tuple[str, ...] = ()) -> list[str] | None:
     """The files whose change runs the checks, relative to the repository root; None when
-    a spec sits at the project root and so every file may matter."""
+    a spec sits at the project root and so every file may matter.  ``others``: the other
+    workflows generated (``compile --check`` checks them too)."""
     wd = settings.working_directory
     folders = sorted({posixpath.dirname(p) for p in spec_paths})
     if "" in folders and wd == ".":
@@ -226,6 +289,7 @@ def paths_filter(settings: Effective, spec_paths: list[str]) -> list[str] | None
         "argocd/**",
         ".mlspec/**",
         WORKFLOW_PATH,
+        *others,
     ]
 
 
@@ -264,8 +328,16 @@ fi
 """
 
 
-def workflow(settings: Effective, spec_paths: list[str]) -> list[tuple[str, Any]]:
-    """The workflow's top-level entries, in the order they are written."""
+def install_step(settings: Effective) -> dict[str, Any]:
+    """mlspec at the pinned requirement (the same step in every workflow)."""
+    return {"name": "Install mlspec",
+            "env": {"MLSPEC_REQUIREMENT": requirement(settings)},
+            "run": 'python -m pip install --disable-pip-version-check "${MLSPEC_REQUIREMENT}"'}
+
+
+def workflow(settings: Effective, spec_paths: list[str], others: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """The workflow's top-level entries, in the order they are written (``others``: the
+    other workflows generated, whose change runs the checks too)."""
     # Every command runs at the repository root, naming the project folder when it is not that:
     # GitHub resolves an annotation's file against the workspace (actions/runner#765), so paths
     # must be relative to the repository root -- and without "./" or "../" (crate-ci/typos#1496,
@@ -274,7 +346,7 @@ def workflow(settings: Effective, spec_paths: list[str]) -> list[tuple[str, Any]
     # (ActionCommandManager.cs, IssueCommandExtension).
     wd = settings.working_directory
     project = "" if wd == "." else " " + shlex.quote(wd)
-    paths = paths_filter(settings, spec_paths)
+    paths = paths_filter(settings, spec_paths, others)
     check = {
         "name": "validate, compile --check, diff",
         "runs-on": settings.runs_on,
@@ -288,9 +360,7 @@ def workflow(settings: Effective, spec_paths: list[str]) -> list[tuple[str, Any]
              "with": {"fetch-depth": 0, "persist-credentials": False}},
             {"name": "Set up Python", "uses": settings.uses("actions/setup-python"),
              "with": {"python-version": settings.python_version}},
-            {"name": "Install mlspec",
-             "env": {"MLSPEC_REQUIREMENT": requirement(settings)},
-             "run": 'python -m pip install --disable-pip-version-check "${MLSPEC_REQUIREMENT}"'},
+            install_step(settings),
             {"name": "mlspec validate", "id": "validate", "run": f"mlspec validate --format github{project}"},
             {"name": "mlspec compile --check",
              "run": f'mlspec compile --check --out "${{GITHUB_WORKSPACE}}" --format github{project}'},
@@ -339,13 +409,19 @@ PERMISSION_NOTES = {
     "contents: read": "check out the repository",
     "pull-requests: write": "post and update the sticky diff comment",
 }
-_PERMISSION_LINE = re.compile(r"^(\s+)(" + "|".join(map(re.escape, PERMISSION_NOTES)) + r")$", re.M)
+#: The same, for the workflows that open pull requests.
+PUSH_PERMISSION_NOTES = {
+    "contents: write": "push the pull request's branch",
+    "pull-requests: write": "open the pull request",
+}
 _USES_LINE = re.compile(r"^(\s*(?:- )?uses: )([^\s@'\"]+)@([0-9a-f]{40})$", re.M)
 
 
-def render_workflow(entries: list[tuple[str, Any]], settings: Effective) -> str:
+def render_workflow(entries: list[tuple[str, Any]], settings: Effective,
+                    notes: dict[str, str] = PERMISSION_NOTES) -> str:
     """The workflow as YAML: each top-level entry through mlspec's one serializer, in the
-    order given, a blank line between them; then the ``# vX.Y.Z`` comment after each pin."""
+    order given, a blank line between them; then the ``# vX.Y.Z`` comment after each pin,
+    and after each permission why it is granted (``notes``)."""
     from mlspec.render import dump_yaml
 
     text = "\n".join(dump_yaml({key: value}) for key, value in entries)
@@ -357,14 +433,357 @@ def render_workflow(entries: list[tuple[str, Any]], settings: Effective) -> str:
     annotated, count = _USES_LINE.subn(comment, text)
     if count != text.count("uses: "):
         raise ValueError("an action reference was not rendered as a plain `uses: owner/repo@sha` line")
-    return _PERMISSION_LINE.sub(lambda m: f"{m.group(0)} # {PERMISSION_NOTES[m.group(2)]}", annotated)
+    line = re.compile(r"^(\s+)(" + "|".join(map(re.escape, notes)) + r")$", re.M)
+    return line.sub(lambda m: f"{m.group(0)} # {notes[m.group(2)]}", annotated)
+
+
+# ------------------------------------------------------------------ repository_dispatch workflows
+
+#: Characters a payload's model URI may have after its scheme: none is shell or Markdown syntax.
+URI_CHARS = "[A-Za-z0-9._~/:@%+=,-]"
+#: A payload's model URI: one of mlspec's model URI schemes (:data:`mlspec.models.MODEL_URI`), then URI_CHARS.
+SAFE_URI = re.sub(r"\\S\+\$$", lambda _: URI_CHARS + "+$", MODEL_URI)
+NUMBER = r"^-?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?$"
+TOKEN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+PERCENT = r"^(100|[1-9]?[0-9])$"
+TEXT = r"^[A-Za-z0-9 .,:;_()=+%/-]{0,200}$"
+EVENT_SOURCE = r"^[A-Za-z0-9._:/-]{0,200}$"
+#: The identity GitHub gives the commits of GITHUB_TOKEN's bot.
+BOT_NAME = "github-actions[bot]"
+BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+#: Where each workflow's payload step writes its outputs, and the step's id.
+PAYLOAD_STEP = "payload"
+BODY_FILE = "${RUNNER_TEMP}/mlspec-pull-request.md"
+
+
+def _metric_vocabulary() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from typing import get_args
+
+    from mlspec.models import Metric
+
+    return get_args(Metric.model_fields["name"].annotation), get_args(Metric.model_fields["goal"].annotation)
+
+
+@dataclass(frozen=True)
+class PayloadValue:
+    """One ``client_payload`` key besides spec and env: what it must look like."""
+
+    key: str
+    what: str  # said when it is refused
+    pattern: str | None = None  # an ERE, for bash's [[ =~ ]]
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # may be empty (absent, or JSON null)
+
+    @property
+    def var(self) -> str:
+        return "PAYLOAD_" + self.key.upper()
+
+
+def rollback_values() -> tuple[PayloadValue, ...]:
+    return (
+        PayloadValue("reason", "short text", TEXT, optional=True),
+        # alibi-detect's is_drift is 0 or 1; a boolean reads as true or false
+        PayloadValue("is_drift", "true, false, 1 or 0", choices=("true", "false", "1", "0")),
+        PayloadValue("p_val", "a number or null", NUMBER, optional=True),
+        PayloadValue("threshold", "a number or null", NUMBER, optional=True),
+        PayloadValue("source", "an event source", EVENT_SOURCE, optional=True),
+    )
+
+
+def new_model_values() -> tuple[PayloadValue, ...]:
+    metrics, goals = _metric_vocabulary()
+    return (
+        PayloadValue("uri", "a model URI", SAFE_URI),
+        PayloadValue("version", "a version token", TOKEN),
+        PayloadValue("traffic", "an integer from 0 to 100", PERCENT),
+        PayloadValue("metric", "one of mlspec's metrics", choices=metrics),
+        PayloadValue("goal", "maximize or minimize", choices=goals),
+        PayloadValue("score", "a number", NUMBER),
+        PayloadValue("threshold", "a number", NUMBER),
+        PayloadValue("champion_score", "a number or null", NUMBER, optional=True),
+    )
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What one repository_dispatch workflow is made of."""
+
+    event: str  # the event type
+    path: str
+    title: str  # the workflow's name
+    verb: str  # the job's name
+    specs: dict[str, tuple[str, str]]  # spec path (ctx.spec_path) → (spec name, path from the repository root)
+    envs: tuple[str, ...]  # every environment of the repository
+    pairs: tuple[tuple[str, str], ...]  # (spec path, env) the workflow acts on
+    pairs_refusal: str  # why a pair outside ``pairs`` is refused
+    values: tuple[PayloadValue, ...]
+    branch: str  # a shell word, from validated values only
+    edit: str  # the mlspec command that edits the spec
+    pull_request: str  # the script that commits, pushes and opens the pull request
+
+
+def _q(word: str) -> str:
+    return shlex.quote(word)
+
+
+def payload_script(d: Dispatch) -> str:
+    """Checks every payload value (through ``env:``) and writes the derived values, built
+    from the allow-lists and the checked values only, as the step's outputs."""
+    lines = [
+        "refuse() {",
+        f"  printf '::error title={d.title}::refused the client_payload: %s\\n' \"$1\"",
+        "  exit 1",
+        "}",
+        'case "${PAYLOAD_ENV}" in',
+        f"  {' | '.join(_q(e) for e in d.envs)}) ;;",
+        f"  *) refuse {_q('env is not one of the environments ' + ', '.join(d.envs))} ;;",
+        "esac",
+        'case "${PAYLOAD_SPEC}" in',
+        *(f"  {_q(spec)}) name={_q(name)} file={_q(file)} ;;" for spec, (name, file) in sorted(d.specs.items())),
+        f"  *) refuse {_q(f'spec is not one of the {len(d.specs)} spec path(s) of this repository')} ;;",
+        "esac",
+        'case "${PAYLOAD_SPEC} ${PAYLOAD_ENV}" in',
+        f"  {' | '.join(_q(f'{spec} {env}') for spec, env in d.pairs)}) ;;",
+        f"  *) refuse {_q(d.pairs_refusal)} ;;",
+        "esac",
+    ]
+    patterns: dict[str, str] = {}  # each regular expression once, in a variable ([[ =~ ]] takes it unquoted)
+    for value in d.values:
+        if value.pattern is not None and value.pattern not in patterns:
+            patterns[value.pattern] = f"pattern_{len(patterns) + 1}"
+            lines.append(f"{patterns[value.pattern]}={_q(value.pattern)}")
+    for value in d.values:
+        if value.pattern is not None:
+            test = f'[[ "${{{value.var}}}" =~ ${{{patterns[value.pattern]}}} ]]'
+            if value.optional:
+                test = f'[ -z "${{{value.var}}}" ] || {test}'
+            lines.append(f"{test} || refuse {_q(f'{value.key} is not {value.what}')}")
+        else:
+            lines += [f'case "${{{value.var}}}" in',
+                      f"  {' | '.join(_q(c) for c in value.choices)}) ;;",
+                      f"  *) refuse {_q(f'{value.key} is not {value.what}')} ;;",
+                      "esac"]
+    lines += [
+        f'branch="{d.branch}"',
+        'git check-ref-format --branch "${branch}" > /dev/null 2>&1 || refuse \'the branch name is not valid\'',
+        "{",
+        "  printf 'file=%s\\n' \"${file}\"",
+        "  printf 'name=%s\\n' \"${name}\"",
+        "  printf 'branch=%s\\n' \"${branch}\"",
+        '} >> "${GITHUB_OUTPUT}"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+#: Commit, push with the token (never stored in the checkout) and open the pull request: the
+#: part after the body and title, shared by both workflows.
+PUSH_AND_OPEN = f"""\
+git switch --quiet --create "${{BRANCH}}"
+git add --all
+git -c user.name='{BOT_NAME}' -c user.email='{BOT_EMAIL}' \\
+  commit --quiet --message "${{title}}" --message "${{details}}"
+auth="$(printf 'x-access-token:%s' "${{GH_TOKEN}}" | base64 | tr -d '\\n')"
+printf '::add-mask::%s\\n' "${{auth}}"
+GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0="http.${{GITHUB_SERVER_URL}}/.extraheader" \\
+  GIT_CONFIG_VALUE_0="AUTHORIZATION: basic ${{auth}}" \\
+  git push --force --quiet origin "HEAD:refs/heads/${{BRANCH}}"
+gh pr create --base "${{GITHUB_REF_NAME}}" --head "${{BRANCH}}" --title "${{title}}" --body-file "${{body}}"
+"""
+
+
+#: GITHUB_TOKEN cannot push a change to a workflow file: GitHub refuses it "without `workflows`
+#: permission", which that token cannot be given (github/docs#11490, peter-evans/create-pull-request#3558).
+#: The edits here change no workflow; a compile that does found the default branch's output stale.
+WORKFLOWS_STALE = ("compiling changed .github/workflows/, which GITHUB_TOKEN may not push: the output on the "
+                   "default branch is not current; run mlspec compile there and commit it first")
+
+
+def _pull_request_script(nothing: str, body: str) -> str:
+    """If the edit changed the spec and no pull request from the branch is open: the body
+    (``body`` sets ``title``, ``details`` and writes ``${body}``), commit, push, open.  The
+    spec is what says whether there is something to do: output the compile brought up to
+    date without an edit is no reason for a pull request."""
+    return f"""\
+if git diff --quiet -- "${{SPEC_FILE}}"; then
+  printf '::notice title=mlspec::nothing to change: %s\\n' "{nothing}"
+  exit 0
+fi
+if [ -n "$(git status --porcelain -- .github/workflows)" ]; then
+  printf '::error title=mlspec::{WORKFLOWS_STALE}\\n'
+  exit 1
+fi
+open="$(gh pr list --head "${{BRANCH}}" --state open --json number --jq length)"
+if [ "${{open}}" != "0" ]; then
+  printf '::notice title=mlspec::a pull request from %s is open already\\n' "${{BRANCH}}"
+  exit 0
+fi
+tick='`'
+code() {{
+  printf '%s%s%s' "${{tick}}" "$1" "${{tick}}"
+}}
+body="{BODY_FILE}"
+{body}{PUSH_AND_OPEN}"""
+
+
+ROLLBACK_BODY = """\
+title="mlspec: roll back ${SPEC_NAME} in ${PAYLOAD_ENV} (drift)"
+details="Drift detector result: p-value ${PAYLOAD_P_VAL:-not given}, threshold ${PAYLOAD_THRESHOLD:-not given}, source ${PAYLOAD_SOURCE:-not given}."
+{
+  printf '## Roll back %s in %s\\n\\n' "$(code "${SPEC_NAME}")" "$(code "${PAYLOAD_ENV}")"
+  printf 'The drift detector reported that the served data has drifted from the training data, and the '
+  printf 'spec says %s there, so this pull request sends 100%% of the traffic to the champion ' "$(code 'drift.action: rollback')"
+  printf '(%s) and carries the output compiled from it. ' "$(code "mlspec rollback ${SPEC_FILE} --env ${PAYLOAD_ENV}")"
+  printf 'Merging it rolls back: Argo CD syncs the new split.\\n\\n'
+  printf '| Drift result | |\\n|---|---|\\n'
+  printf '| drift | %s |\\n' "${PAYLOAD_IS_DRIFT}"
+  printf '| p-value | %s |\\n' "${PAYLOAD_P_VAL:-not given}"
+  printf '| threshold | %s |\\n' "${PAYLOAD_THRESHOLD:-not given}"
+  printf '| source | %s |\\n' "$(code "${PAYLOAD_SOURCE:-not given}")"
+  printf '| reason | %s |\\n' "${PAYLOAD_REASON:-not given}"
+  printf '\\nDrift is a p-value below the threshold.\\n\\nThe edit of the spec:\\n\\n'
+  printf '```diff\\n'
+  git diff -- "${SPEC_FILE}"
+  printf '```\\n'
+} > "${body}"
+"""
+
+NEW_MODEL_BODY = """\
+title="mlspec: new challenger for ${SPEC_NAME} in ${PAYLOAD_ENV} (version ${PAYLOAD_VERSION}, ${PAYLOAD_TRAFFIC}%)"
+details="Registered by the training pipeline: ${PAYLOAD_URI}; ${PAYLOAD_METRIC} ${PAYLOAD_SCORE} (threshold ${PAYLOAD_THRESHOLD}, ${PAYLOAD_GOAL}), champion ${PAYLOAD_CHAMPION_SCORE:-not scored}."
+if [ -n "${PAYLOAD_CHAMPION_SCORE}" ]; then
+  verdict="$(awk -v new="${PAYLOAD_SCORE}" -v old="${PAYLOAD_CHAMPION_SCORE}" -v goal="${PAYLOAD_GOAL}" 'BEGIN {
+    n = new + 0; o = old + 0
+    if (n == o) print "scores the same as"
+    else if ((n > o) == (goal == "maximize")) print "scores better than"
+    else print "scores worse than"
+  }')"
+  verdict="The new model ${verdict} the champion on ${PAYLOAD_METRIC} (goal: ${PAYLOAD_GOAL})."
+else
+  verdict="The champion has no score to compare with."
+fi
+{
+  printf '## New challenger for %s in %s\\n\\n' "$(code "${SPEC_NAME}")" "$(code "${PAYLOAD_ENV}")"
+  printf 'The training pipeline registered a model that passes the quality gate, %s (version %s). ' \\
+    "$(code "${PAYLOAD_URI}")" "$(code "${PAYLOAD_VERSION}")"
+  printf 'This pull request makes it the challenger with %s%% of the traffic (%s) and carries the output compiled ' \\
+    "${PAYLOAD_TRAFFIC}" "$(code "mlspec challenger ${SPEC_FILE} --env ${PAYLOAD_ENV}")"
+  printf 'from it. Merging it starts the canary: Argo CD syncs the new split.\\n\\n'
+  printf '| Metric | Champion | New model | Threshold | Goal |\\n|---|---|---|---|---|\\n'
+  printf '| %s | %s | %s | %s | %s |\\n' "$(code "${PAYLOAD_METRIC}")" "${PAYLOAD_CHAMPION_SCORE:-n/a}" \\
+    "${PAYLOAD_SCORE}" "${PAYLOAD_THRESHOLD}" "${PAYLOAD_GOAL}"
+  printf '\\n%s\\n\\nThe edit of the spec:\\n\\n' "${verdict}"
+  printf '```diff\\n'
+  git diff -- "${SPEC_FILE}"
+  printf '```\\n'
+} > "${body}"
+"""
+
+
+def dispatch_workflow(d: Dispatch, settings: Effective) -> list[tuple[str, Any]]:
+    """A repository_dispatch workflow's top-level entries."""
+    wd = settings.working_directory
+    project = "" if wd == "." else " " + shlex.quote(wd)
+    outputs = {"SPEC_FILE": "file", "SPEC_NAME": "name", "BRANCH": "branch"}
+    derived = {var: f"${{{{ steps.{PAYLOAD_STEP}.outputs.{key} }}}}" for var, key in outputs.items()}
+    payload = {f"PAYLOAD_{key.upper()}": f"${{{{ github.event.client_payload.{key} }}}}"
+               for key in ("spec", "env", *(v.key for v in d.values))}
+    job = {
+        "name": d.verb,
+        "runs-on": settings.runs_on,
+        "timeout-minutes": settings.timeout_minutes,
+        "permissions": {"contents": "write", "pull-requests": "write"},
+        "defaults": {"run": {"shell": "bash"}},
+        "env": payload,  # the payload reaches the scripts only as these variables
+        "steps": [
+            {"name": "Check the payload", "id": PAYLOAD_STEP, "run": payload_script(d)},
+            {"name": "Check out the default branch", "uses": settings.uses("actions/checkout"),
+             "with": {"persist-credentials": False}},
+            {"name": "Set up Python", "uses": settings.uses("actions/setup-python"),
+             "with": {"python-version": settings.python_version}},
+            install_step(settings),
+            {"name": "Edit the spec and compile", "env": {"SPEC_FILE": derived["SPEC_FILE"]},
+             "run": f'{d.edit}\nmlspec compile --out "${{GITHUB_WORKSPACE}}" --format github{project}\n'},
+            {"name": "Open the pull request",
+             "env": {"GH_TOKEN": "${{ github.token }}", "GH_REPO": "${{ github.repository }}", **derived},
+             "run": d.pull_request},
+        ],
+    }
+    return [
+        ("name", d.title),
+        ("on", {"repository_dispatch": {"types": [d.event]}}),
+        ("permissions", {}),
+        ("concurrency", {"group": "${{ github.workflow }}-${{ github.event.client_payload.env }}-"
+                                  "${{ github.event.client_payload.spec }}",
+                         "cancel-in-progress": False}),
+        ("jobs", {"pull-request": job}),
+    ]
+
+
+def _specs(ctx, settings: Effective) -> dict[str, tuple[str, str]]:
+    return {c.spec_path: (c.spec.name, _in(settings.working_directory, c.spec_path)) for c in ctx.contexts}
+
+
+def rollback_pairs(contexts) -> list[tuple[str, str]]:
+    """(spec path, env) of every spec whose resolved drift action there is rollback."""
+    return sorted({(c.spec_path, c.env.name) for c in contexts
+                   if c.spec.drift is not None and c.spec.drift.action == "rollback"})
+
+
+def new_model_envs(envs) -> list[str]:
+    """The environments whose drift settings enable ``new_models``.  The drift target adds
+    ``env.drift``; without it (a project run without that target) there is no such block."""
+    found = []
+    for env in envs:
+        drift = getattr(env, "drift", None)  # a missing field: AttributeError; an undeclared read still raises
+        if drift is not None and getattr(drift, "new_models", None) is not None:
+            found.append(env.name)
+    return sorted(found)
+
+
+def rollback_dispatch(ctx, settings: Effective) -> Dispatch | None:
+    pairs = rollback_pairs(ctx.contexts)
+    if not pairs:
+        return None
+    return Dispatch(
+        DISPATCH_ROLLBACK, ROLLBACK_PATH, "mlspec rollback", "roll back on drift: a pull request",
+        _specs(ctx, settings), tuple(sorted(e.name for e in ctx.envs)), tuple(pairs),
+        "that spec's drift.action is not rollback in that environment", rollback_values(),
+        "mlspec/rollback/${PAYLOAD_ENV}/${name}",
+        'mlspec rollback "${SPEC_FILE}" --env "${PAYLOAD_ENV}"',
+        _pull_request_script("${SPEC_NAME} already sends 100% of the traffic to the champion in ${PAYLOAD_ENV}",
+                             ROLLBACK_BODY))
+
+
+def new_model_dispatch(ctx, settings: Effective) -> Dispatch | None:
+    enabled = set(new_model_envs(ctx.envs))
+    pairs = sorted({(c.spec_path, c.env.name) for c in ctx.contexts if c.env.name in enabled})
+    if not pairs:
+        return None
+    return Dispatch(
+        DISPATCH_NEW_MODEL, NEW_MODEL_PATH, "mlspec new model", "a new challenger: a pull request",
+        _specs(ctx, settings), tuple(sorted(e.name for e in ctx.envs)), tuple(pairs),
+        "that environment's drift.new_models is not set", new_model_values(),
+        "mlspec/new-model/${PAYLOAD_ENV}/${name}/${PAYLOAD_VERSION}",
+        'mlspec challenger "${SPEC_FILE}" --env "${PAYLOAD_ENV}" --uri "${PAYLOAD_URI}" '
+        '--version "${PAYLOAD_VERSION}" --traffic "${PAYLOAD_TRAFFIC}"',
+        _pull_request_script("${PAYLOAD_URI} is the challenger of ${SPEC_NAME} in ${PAYLOAD_ENV} already",
+                             NEW_MODEL_BODY))
+
 
 
 def generate(ctx) -> list[Artefact]:
-    """The workflow of the repository (``ctx`` is a repository-scope ScopeContext)."""
+    """The workflows of the repository (``ctx`` is a repository-scope ScopeContext): the
+    pull-request checks, and each repository_dispatch workflow the specs and environments need."""
     settings = effective([env.github for env in ctx.envs])
     spec_paths = sorted({c.spec_path for c in ctx.contexts})
-    return [Artefact(WORKFLOW_PATH, render_workflow(workflow(settings, spec_paths), settings), kind="text")]
+    dispatches = [(d, reads) for d, reads in ((rollback_dispatch(ctx, settings), ROLLBACK_READS),
+                                              (new_model_dispatch(ctx, settings), NEW_MODEL_READS)) if d is not None]
+    others = tuple(d.path for d, _ in dispatches)
+    return [
+        Artefact(WORKFLOW_PATH, render_workflow(workflow(settings, spec_paths, others), settings), kind="text"),
+        *(Artefact(d.path, render_workflow(dispatch_workflow(d, settings), settings, PUSH_PERMISSION_NOTES),
+                   kind="text", reads=reads) for d, reads in dispatches),
+    ]
 
 
 # --------------------------------------------------------------------------------- rules
@@ -456,5 +875,6 @@ target = Target(
     rules=rules,
     settings=Settings,
     version_key=lambda: source_key(__file__),  # the workflow's shape and the default pins
-    description="GitHub Actions pull-request checks of the GitOps repository (.github/workflows/mlspec.yaml)",
+    description="GitHub Actions of the GitOps repository: pull-request checks (.github/workflows/mlspec.yaml), "
+                "rollback and new-model pull requests on repository_dispatch",
 )

@@ -1,8 +1,10 @@
 """The github target: the pull-request workflow of the users' GitOps repository -- its
 triggers, least-privilege permissions, SHA pins with their version comments, no expression
 inside any ``run:``, settings from the environment files (and located ``validate`` errors
-when those disagree), and output that depends on the declared inputs only.  The workflow is
-linted by real tools, and its steps run by bash, in tests/functional/github/."""
+when those disagree), and output that depends on the declared inputs only -- and the
+repository_dispatch workflows of the closed loop (rollback, new model): when they are
+generated, their allow-lists, their hardening.  The workflows are linted by real tools, and
+their steps run by bash, in tests/functional/github/."""
 
 from __future__ import annotations
 
@@ -21,18 +23,63 @@ from mlspec.generators import github
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ".github/workflows/mlspec.yaml"
+ROLLBACK = ".github/workflows/mlspec-rollback.yaml"
+NEW_MODEL = ".github/workflows/mlspec-new-model.yaml"
+CHURN = "examples/churn/mlops.yaml"
 PINNED_USES = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\S+)$", re.M)
+TOKEN_SECRET = {"secret": "gitops-dispatch", "key": "token"}
+
+
+def drift_loop(repo: Path, rollback: tuple[tuple[str, str], ...] = (), new_models: tuple[str, ...] = ()) -> None:
+    """Make the closed loop exactly this, whatever the examples say: ``drift.action: rollback``
+    for these (spec, environment) pairs (in the spec's ``overrides.<env>``) and nowhere else,
+    ``drift.new_models`` in these environments only, the dispatch token's Secret where a
+    dispatch is sent.  Files that need no change keep their bytes."""
+    dispatching = set(new_models) | {env for _, env in rollback}
+    for path in sorted((repo / "environments").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        drift = dict(data.get("drift") or {})
+        drift.pop("new_models", None)
+        if data["name"] in new_models:
+            drift["new_models"] = {"traffic": 10}
+        if data["name"] in dispatching:
+            drift["github"] = {**drift.get("github", {}), "token_secret": TOKEN_SECRET}
+        if drift != (data.get("drift") or {}):
+            data["drift"] = drift
+            path.write_text(yaml.safe_dump({k: v for k, v in data.items() if k != "drift" or v}, sort_keys=False))
+    for path in sorted(repo.glob("examples/*/mlops.yaml")):
+        data = yaml.safe_load(path.read_text())
+        before = json.dumps(data)
+        if (data.get("drift") or {}).get("action") == "rollback":
+            data["drift"]["action"] = "retrain"
+        for block in (data.get("overrides") or {}).values():
+            if (block.get("drift") or {}).get("action") == "rollback":
+                del block["drift"]["action"]
+        for spec, env in rollback:
+            if path == repo / spec:
+                data.setdefault("overrides", {}).setdefault(env, {}).setdefault("drift", {})["action"] = "rollback"
+        if json.dumps(data) != before:
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch) -> Path:
-    """The examples and environments at the root of a scratch repository (the cwd)."""
+    """The examples and environments at the root of a scratch repository (the cwd), without
+    a closed loop (no rollback, no new models) whatever the examples configure."""
     work = tmp_path / "repo"
     for folder in ("examples", "environments"):
         shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     (work / ".git").mkdir()
+    drift_loop(work)
     monkeypatch.chdir(work)
     return work
+
+
+@pytest.fixture
+def loop_repo(repo: Path) -> Path:
+    """The same with the closed loop: churn rolls back on drift in prod, staging takes new models."""
+    drift_loop(repo, rollback=((CHURN, "prod"),), new_models=("staging",))
+    return repo
 
 
 def compile_github(repo: Path, *paths: str, out: str = ".") -> tuple[int, str]:
@@ -73,9 +120,11 @@ def steps(doc: dict):
 def test_the_target_is_registered_at_repository_scope_and_reads_only_its_settings():
     target = registry.load(registry.available()["github"])
     assert target.scope == "repository" and target.settings is github.Settings and target.rules is github.rules
-    # besides its own settings only what every target reads (the scope's identity); the spec
-    # paths come with the scope and are hashed into its inputs
-    assert target.reads == ("env.github", "env.name", "env.namespace", "spec.name")
+    # besides its own settings only what every target reads (the scope's identity) and the two
+    # switches of the dispatch workflows; the spec paths come with the scope and are hashed
+    # into its inputs
+    assert target.reads == ("env.drift.new_models", "env.github", "env.name", "env.namespace", "spec.drift.action",
+                            "spec.name")
 
 
 def test_triggers_are_pull_requests_touching_specs_environments_or_output(repo):
@@ -275,3 +324,216 @@ def test_the_same_bytes_from_any_folder(repo, tmp_path, monkeypatch):
                             force=False, fmt="text", out=buffer)
     assert code == 0, buffer.getvalue()
     assert (tmp_path / "elsewhere" / WORKFLOW).read_text() == first
+
+
+# ------------------------------------------------------------------ repository_dispatch workflows
+
+
+def workflows(repo: Path) -> dict[str, str]:
+    code, output = compile_github(repo)
+    assert code == 0, output
+    return {p.relative_to(repo).as_posix(): p.read_text() for p in sorted((repo / ".github/workflows").iterdir())}
+
+
+def _arms(script: str, word: str) -> list[str]:
+    """The patterns of the ``case "<word>" in`` of a script, one line each (``*`` left out)."""
+    block = script.split(f'case "{word}" in\n', 1)[1].split("\nesac", 1)[0]
+    return [line.strip().split(")", 1)[0] for line in block.splitlines() if not line.strip().startswith("*)")]
+
+
+def test_no_rollback_and_no_new_models_no_dispatch_workflow(repo):
+    found = workflows(repo)
+    assert list(found) == [WORKFLOW]
+    assert yaml.safe_load(found[WORKFLOW])["on"]["pull_request"]["paths"][-1] == WORKFLOW
+    # a drift block with another action does not make one (the examples have retrain and alert)
+    resolved = [yaml.safe_load((repo / p).read_text())["drift"]["action"] for p in (CHURN, "examples/fraud/mlops.yaml")]
+    assert resolved == ["retrain", "alert"]
+
+
+def test_a_resolved_rollback_makes_the_rollback_workflow_only(repo):
+    plain = workflows(repo)[WORKFLOW]
+    drift_loop(repo, rollback=((CHURN, "prod"),))  # an override: the resolved action, in prod only
+    found = workflows(repo)
+    assert list(found) == [ROLLBACK, WORKFLOW]
+    # the checks now also run when the rollback workflow changes: that line, nothing else
+    assert [line for line in found[WORKFLOW].splitlines() if line not in plain.splitlines()] == [f"    - {ROLLBACK}"]
+    doc = yaml.safe_load(found[ROLLBACK])
+    assert doc["on"] == {"repository_dispatch": {"types": ["mlspec-rollback"]}}
+    check = doc["jobs"]["pull-request"]["steps"][0]
+    assert check["name"] == "Check the payload" and check["id"] == "payload"
+    # the allow-lists: every environment, every spec (with its name and file), the pairs rolled back
+    assert _arms(check["run"], "${PAYLOAD_ENV}") == ["dev | prod | staging"]
+    assert _arms(check["run"], "${PAYLOAD_SPEC}") == ["examples/churn/mlops.yaml", "examples/fraud/mlops.yaml"]
+    assert "  examples/churn/mlops.yaml) name=churn file=examples/churn/mlops.yaml ;;\n" in check["run"]
+    assert _arms(check["run"], "${PAYLOAD_SPEC} ${PAYLOAD_ENV}") == ["'examples/churn/mlops.yaml prod'"]
+    assert 'branch="mlspec/rollback/${PAYLOAD_ENV}/${name}"' in check["run"]
+    run = {s["name"]: s.get("run") for s in doc["jobs"]["pull-request"]["steps"]}
+    assert run["Edit the spec and compile"].startswith('mlspec rollback "${SPEC_FILE}" --env "${PAYLOAD_ENV}"\n')
+    assert "gh pr create " in run["Open the pull request"]
+
+
+def test_new_models_in_an_environment_make_the_new_model_workflow(repo):
+    drift_loop(repo, new_models=("staging",))
+    found = workflows(repo)
+    assert list(found) == [NEW_MODEL, WORKFLOW]
+    assert yaml.safe_load(found[WORKFLOW])["on"]["pull_request"]["paths"][-2:] == [WORKFLOW, NEW_MODEL]
+    doc = yaml.safe_load(found[NEW_MODEL])
+    assert doc["on"] == {"repository_dispatch": {"types": ["mlspec-new-model"]}}
+    check = doc["jobs"]["pull-request"]["steps"][0]["run"]
+    # every spec of that environment, no other environment
+    assert _arms(check, "${PAYLOAD_SPEC} ${PAYLOAD_ENV}") == [
+        "'examples/churn/mlops.yaml staging' | 'examples/fraud/mlops.yaml staging'"]
+    assert _arms(check, "${PAYLOAD_GOAL}") == ["maximize | minimize"]
+    assert _arms(check, "${PAYLOAD_METRIC}")[0].split(" | ") == [
+        "accuracy", "f1", "precision", "recall", "roc_auc", "pr_auc", "gini", "log_loss", "r2", "mae", "mape", "mse",
+        "rmse"]
+    patterns = dict(re.findall(r"^(pattern_\d+)='(.*)'$", check, re.M))
+    tested = dict(re.findall(r'"\$\{(PAYLOAD_\w+)\}" =~ \$\{(pattern_\d+)\}', check))
+    assert {var: patterns[p] for var, p in tested.items()} == {
+        "PAYLOAD_URI": r"^(gs|s3|pvc|https?|oci|hf|file)://[A-Za-z0-9._~/:@%+=,-]+$",
+        "PAYLOAD_VERSION": github.TOKEN, "PAYLOAD_TRAFFIC": github.PERCENT, "PAYLOAD_SCORE": github.NUMBER,
+        "PAYLOAD_THRESHOLD": github.NUMBER, "PAYLOAD_CHAMPION_SCORE": github.NUMBER}
+    assert '[ -z "${PAYLOAD_CHAMPION_SCORE}" ] ||' in check  # null: no champion score
+    assert 'branch="mlspec/new-model/${PAYLOAD_ENV}/${name}/${PAYLOAD_VERSION}"' in check
+    edit = next(s["run"] for s in doc["jobs"]["pull-request"]["steps"] if s["name"] == "Edit the spec and compile")
+    assert edit.startswith('mlspec challenger "${SPEC_FILE}" --env "${PAYLOAD_ENV}" --uri "${PAYLOAD_URI}" '
+                           '--version "${PAYLOAD_VERSION}" --traffic "${PAYLOAD_TRAFFIC}"\n')
+
+
+def test_the_payload_patterns_are_what_they_claim():
+    uri, number, token, percent = (re.compile(p) for p in (github.SAFE_URI, github.NUMBER, github.TOKEN, github.PERCENT))
+    assert github.SAFE_URI.startswith(mlspec.models.MODEL_URI.split("://")[0])  # mlspec's schemes
+    assert all(uri.match(u) for u in ("gs://b/churn/v3", "s3://b/m/v7-0123456789/model", "hf://org/model",
+                                      "oci://ghcr.io/acme/m:1@sha256:ab", "https://h/m%20x"))
+    assert not any(uri.match(u) for u in ("gs://b/$(id)", "gs://b/`id`", "gs://b/a;b", "gs://b/a b", "gs://b/a|b",
+                                          "gs://b/a\nb", "ftp://b/m", "gs://", "gs://b/'a'", "gs://b/<a>", "gs://b/[x](y)"))
+    assert all(number.match(n) for n in ("0", "-1", "0.91", "1e-05", "1E-05", "3.", ".5", "2.5e+3"))
+    assert not any(number.match(n) for n in ("", "-", "1e", "0x1", "1,5", "nan", "1 ", "Object"))
+    assert [n for n in range(-1, 102) if percent.match(str(n))] == list(range(101))
+    assert not any(percent.match(n) for n in ("010", "10.0", "1e2", " 10"))
+    assert token.match("v7-0123456789") and not any(token.match(v) for v in ("-v", "1 2", "a/b", "x" * 65))
+
+
+def test_dispatch_workflows_are_hardened(loop_repo):
+    found = workflows(loop_repo)
+    check_job = yaml.safe_load(found[WORKFLOW])["jobs"]["check"]
+    install = next(s for s in check_job["steps"] if s["name"] == "Install mlspec")
+    compile_check = next(s["run"] for s in check_job["steps"] if s["name"] == "mlspec compile --check")
+    for path in (ROLLBACK, NEW_MODEL):
+        text, doc = found[path], yaml.safe_load(found[path])
+        assert list(doc) == ["name", "on", "permissions", "concurrency", "jobs"]
+        assert doc["permissions"] == {} and list(doc["jobs"]) == ["pull-request"]
+        job = doc["jobs"]["pull-request"]
+        assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+        assert "      contents: write # push the pull request's branch\n" in text
+        assert "      pull-requests: write # open the pull request\n" in text
+        assert job["timeout-minutes"] == 20 and job["defaults"] == {"run": {"shell": "bash"}}
+        assert doc["concurrency"] == {"group": "${{ github.workflow }}-${{ github.event.client_payload.env }}-"
+                                               "${{ github.event.client_payload.spec }}", "cancel-in-progress": False}
+        # pinned by SHA, with the version comment, as mlspec.yaml
+        pinned = PINNED_USES.findall(text)
+        assert len(pinned) == text.count("uses: ") == 2
+        assert {(a, sha, v) for a, sha, v in pinned} <= {(a, sha, v) for a, (sha, v) in github.DEFAULT_PINS.items()}
+        steps = job["steps"]
+        assert [s["name"] for s in steps] == ["Check the payload", "Check out the default branch", "Set up Python",
+                                              "Install mlspec", "Edit the spec and compile", "Open the pull request"]
+        assert steps[1]["with"] == {"persist-credentials": False}
+        assert steps[3] == install  # the same pin, the same command
+        # compiled the way the check job checks it
+        assert steps[4]["run"].splitlines()[1] == compile_check.replace("compile --check", "compile")
+        # the payload reaches the scripts only through env: no expression inside any run:, and
+        # client_payload only in the job's env (and the concurrency group)
+        assert not [s["name"] for s in steps if "${{" in s.get("run", "")]
+        keys = re.findall(r"client_payload\.(\w+)", text)
+        assert len(keys) == len(job["env"]) + 2
+        assert job["env"] == {f"PAYLOAD_{k.upper()}": f"${{{{ github.event.client_payload.{k} }}}}"
+                              for k in sorted(set(keys))}
+        # later steps read what the payload step derived from the allow-lists
+        derived = {"SPEC_FILE": "${{ steps.payload.outputs.file }}", "SPEC_NAME": "${{ steps.payload.outputs.name }}",
+                   "BRANCH": "${{ steps.payload.outputs.branch }}"}
+        assert steps[4]["env"] == {"SPEC_FILE": derived["SPEC_FILE"]}
+        assert steps[5]["env"] == {"GH_TOKEN": "${{ github.token }}", "GH_REPO": "${{ github.repository }}", **derived}
+        # the token only for the push, never stored in the checkout's config
+        script = steps[5]["run"]
+        assert 'git push --force --quiet origin "HEAD:refs/heads/${BRANCH}"' in script
+        assert 'GIT_CONFIG_KEY_0="http.${GITHUB_SERVER_URL}/.extraheader"' in script
+        assert "git config" not in script and "printf '::add-mask::%s\\n' \"${auth}\"" in script
+    payload_keys = {p: set(yaml.safe_load(found[p])["jobs"]["pull-request"]["env"]) for p in (ROLLBACK, NEW_MODEL)}
+    assert payload_keys == {
+        ROLLBACK: {"PAYLOAD_SPEC", "PAYLOAD_ENV", "PAYLOAD_REASON", "PAYLOAD_IS_DRIFT", "PAYLOAD_P_VAL",
+                   "PAYLOAD_THRESHOLD", "PAYLOAD_SOURCE"},
+        NEW_MODEL: {"PAYLOAD_SPEC", "PAYLOAD_ENV", "PAYLOAD_URI", "PAYLOAD_VERSION", "PAYLOAD_TRAFFIC", "PAYLOAD_METRIC",
+                    "PAYLOAD_GOAL", "PAYLOAD_SCORE", "PAYLOAD_THRESHOLD", "PAYLOAD_CHAMPION_SCORE"}}
+
+
+def test_dispatch_workflows_are_deterministic_and_depend_on_their_inputs_only(loop_repo, tmp_path, monkeypatch):
+    first = workflows(loop_repo)
+    manifest = json.loads((loop_repo / ".mlspec/manifest.json").read_text())["files"]
+    assert first == workflows(loop_repo)  # again: the same bytes
+    monkeypatch.chdir(tmp_path)  # from another folder, into another output root: the same bytes
+    buffer = io.StringIO()
+    code = commands.compile([loop_repo], None, None, tmp_path / "elsewhere", ["github"], check=False, dry_run=False,
+                            force=False, fmt="text", out=buffer)
+    assert code == 0, buffer.getvalue()
+    assert {p: (tmp_path / "elsewhere" / p).read_text() for p in first} == first
+    monkeypatch.chdir(loop_repo)
+    # edits the workflows do not read leave their bytes and their recorded inputs alone
+    spec = loop_repo / CHURN
+    doc = yaml.safe_load(spec.read_text())
+    doc["drift"]["p_value"] /= 2
+    doc["serving"]["traffic"] = {"champion": 80, "challenger": 20}
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    staging = loop_repo / "environments/staging.yaml"
+    data = yaml.safe_load(staging.read_text())
+    data["drift"]["retries"] = 7
+    staging.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert workflows(loop_repo) == first
+    again = json.loads((loop_repo / ".mlspec/manifest.json").read_text())["files"]
+    assert {p: again[p]["inputs"] for p in first} == {p: manifest[p]["inputs"] for p in first}
+    # the new_models traffic is the register step's to send: not read either
+    data["drift"]["new_models"]["traffic"] = 20
+    staging.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert workflows(loop_repo) == first
+
+
+def test_the_drift_settings_may_be_absent():
+    """A project run without the drift target: its environments have no ``drift`` field at all."""
+    from types import SimpleNamespace
+
+    from mlspec import environments, inputs
+
+    target = registry.load(registry.available()["github"])
+    model = environments.model_for([target])  # the core environment with the github block only
+    assert "drift" not in model.model_fields
+    core = {"name": "dev", "namespace": "ml-dev", "registry": "ghcr.io/acme",
+            "argocd": {"repo_url": "https://github.com/acme/ml-gitops.git"}, "storage": {"artifacts": "s3://acme/p"}}
+    guarded = inputs.guard(model.model_validate(core), "env", target.reads, "github")
+    assert github.new_model_envs([guarded]) == []
+    # with the drift target: new_models is what is read, and all that may be
+    model = environments.model_for([target, registry.load(registry.available()["drift"])])
+    off, on = (inputs.guard(model.model_validate({**core, "name": name, **extra}), "env", target.reads, "github")
+               for name, extra in (("dev", {}), ("staging", {"drift": {"new_models": {"traffic": 10}}})))
+    assert github.new_model_envs([off, on]) == ["staging"]
+    with pytest.raises(inputs.UndeclaredRead):
+        bool(on.drift.retries)  # a placeholder, which raises when used
+    # the contexts' specs: no drift block, another action, rollback
+    contexts = [SimpleNamespace(spec_path=f"{n}/mlops.yaml", env=SimpleNamespace(name="prod"),
+                                spec=SimpleNamespace(name=n, drift=d))
+                for n, d in (("a", None), ("b", SimpleNamespace(action="alert")), ("c", SimpleNamespace(action="rollback")))]
+    assert github.rollback_pairs(contexts) == [("c/mlops.yaml", "prod")]
+
+
+def test_a_project_below_the_repository_root_names_its_specs_from_there():
+    from types import SimpleNamespace
+
+    settings = github.effective([github.Settings(working_directory="ml")])
+    ctx = SimpleNamespace(
+        contexts=[SimpleNamespace(spec_path=CHURN, env=SimpleNamespace(name="prod"),
+                                  spec=SimpleNamespace(name="churn", drift=SimpleNamespace(action="rollback")))],
+        envs=[SimpleNamespace(name="prod")])
+    dispatch = github.rollback_dispatch(ctx, settings)
+    assert dispatch.specs == {CHURN: ("churn", f"ml/{CHURN}")}  # the payload names it as the targets do
+    steps = dict(github.dispatch_workflow(dispatch, settings))["jobs"]["pull-request"]["steps"]
+    assert f"  {CHURN}) name=churn file=ml/{CHURN} ;;\n" in steps[0]["run"]
+    assert steps[4]["run"].endswith('mlspec compile --out "${GITHUB_WORKSPACE}" --format github ml\n')
+    assert github.new_model_dispatch(ctx, settings) is None

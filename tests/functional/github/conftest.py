@@ -77,7 +77,15 @@ def configurations(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
 
 @pytest.fixture(scope="session")
 def generated_workflows(configurations) -> dict[str, Path]:
-    return {name: repo / WORKFLOW for name, (repo, _) in configurations.items()}
+    """Every workflow the configurations generated: ``<configuration>`` for mlspec.yaml, and
+    ``<configuration>-<stem>`` for the others (the rollback and new-model workflows)."""
+    found = {}
+    for name, (repo, _) in configurations.items():
+        found[name] = repo / WORKFLOW
+        for path in sorted((repo / WORKFLOW).parent.glob("*.yaml")):
+            if path != repo / WORKFLOW:
+                found[f"{name}-{path.stem}"] = path
+    return found
 
 
 @pytest.fixture(scope="session")

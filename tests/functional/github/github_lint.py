@@ -22,6 +22,10 @@ OWN_WORKFLOWS = (ROOT / ".github/workflows/ci.yml", ROOT / ".github/workflows/e2
 ACTION = ROOT / "action.yml"
 PRE_COMMIT_HOOKS = ROOT / ".pre-commit-hooks.yaml"
 WORKFLOW = ".github/workflows/mlspec.yaml"
+ROLLBACK = ".github/workflows/mlspec-rollback.yaml"
+NEW_MODEL = ".github/workflows/mlspec-new-model.yaml"
+#: The Secret the drift target's dispatches take their token from (any name will do).
+TOKEN_SECRET = {"secret": "gitops-dispatch", "key": "token"}
 
 
 def mlspec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -54,6 +58,46 @@ def add_github_settings(env_dir: Path, blocks: dict[str, dict]) -> None:
         path.write_text(path.read_text() + yaml.safe_dump({"github": block}, sort_keys=False))
 
 
+def set_drift_loop(project: Path, rollback: tuple[tuple[str, str], ...] = (), new_models: tuple[str, ...] = (),
+                   traffic: int = 10) -> None:
+    """Make the project's closed loop exactly this, whatever the examples say: ``drift.action:
+    rollback`` for these (spec file, environment) pairs (an ``overrides.<env>`` of the spec) and
+    nowhere else, ``drift.new_models`` in these environments and no others; the environments
+    that send a dispatch get the token's Secret (the repository comes from argocd.repo_url)."""
+    dispatching = set(new_models) | {env for _, env in rollback}
+    for path in sorted((project / "environments").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        drift = data.get("drift") or {}
+        drift.pop("new_models", None)
+        if data["name"] in new_models:
+            drift["new_models"] = {"traffic": traffic}
+        if data["name"] in dispatching:
+            drift.setdefault("github", {})["token_secret"] = TOKEN_SECRET
+        if drift:
+            data["drift"] = drift
+        else:
+            data.pop("drift", None)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    for path in sorted(project.glob("examples/*/mlops.yaml")):
+        data = yaml.safe_load(path.read_text())
+        if data.get("drift", {}).get("action") == "rollback":
+            data["drift"]["action"] = "retrain"
+        for env, block in (data.get("overrides") or {}).items():
+            if (block.get("drift") or {}).get("action") == "rollback":
+                del block["drift"]["action"]
+        for spec, env in rollback:
+            if path == project / spec and data.get("drift"):
+                overrides = data.setdefault("overrides", {}).setdefault(env, {})
+                overrides.setdefault("drift", {})["action"] = "rollback"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+#: The closed loop of the "drift-loop" configuration: churn rolls back on drift in prod,
+#: staging opens pull requests for new models.
+LOOP_ROLLBACK = (("examples/churn/mlops.yaml", "prod"),)
+LOOP_NEW_MODELS = ("staging",)
+
+
 def make_configurations(base: Path) -> dict[str, tuple[Path, Path]]:
     """Each example configuration as a scratch repository: name → (repository root, the
     folder mlspec runs in, i.e. the project root).  Nothing is compiled yet."""
@@ -72,6 +116,9 @@ def make_configurations(base: Path) -> dict[str, tuple[Path, Path]]:
     copy_project(repo / "ml")
     add_github_settings(repo / "ml" / "environments", CONFIGURED)
     made["configured"] = (repo, repo / "ml")
+    repo = copy_project(base / "drift-loop")  # with the rollback and new-model workflows
+    set_drift_loop(repo, LOOP_ROLLBACK, LOOP_NEW_MODELS)
+    made["drift-loop"] = (repo, repo)
     for repo, _ in made.values():
         (repo / ".git").mkdir(exist_ok=True)  # a repository root, as the users' GitOps checkout is
     return made

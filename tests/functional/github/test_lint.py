@@ -36,9 +36,12 @@ def _run(*args, cwd: Path) -> subprocess.CompletedProcess:
                                "HOME": str(cwd)})
 
 
-def test_every_configuration_is_linted(all_workflows):
-    assert set(all_workflows) == {"examples", "serving-knative", "serving-standard", "starter", "configured",
-                                  "own-ci", "own-e2e"}
+def test_every_configuration_is_linted(all_workflows, configurations):
+    assert {"examples", "serving-knative", "serving-standard", "starter", "configured", "drift-loop",
+            "drift-loop-mlspec-rollback", "drift-loop-mlspec-new-model", "own-ci", "own-e2e"} <= set(all_workflows)
+    # every file of every generated .github/workflows/ is among them
+    generated = {p for repo, _ in configurations.values() for p in (repo / ".github/workflows").iterdir()}
+    assert generated == {p for name, p in all_workflows.items() if not name.startswith("own-")}
 
 
 def _broken(generated_workflows, folder: Path) -> Path:
