@@ -43,11 +43,58 @@ For a spec with a ``drift`` block served by KServe or Seldon Core v1,
     ``<spec>-<action>-trigger`` passes the detector's results (its type and source) to the
     actions Service.  Both with retries and the dead-letter sink.
 
-Seldon Core 2 is not covered: there the detector would be a Model (``requirements: [mlserver,
-alibi-detect]``) on an asynchronous step of a Pipeline with ``batch.size``, and its results
-land on Seldon's Kafka topic ``seldon.<namespace>.model.<detector>.outputs`` as V2 inference
-messages, which no Knative object here turns into an action.  ``validate`` says so rather than
-generate a detector whose results nobody reads.
+For ``serving.runtime: seldon-v2`` (Seldon Core 2.6.0, the last Apache-2.0 release; schema
+``mlops.seldon.io/v1alpha1`` of that tag) there is no payload logger and no Broker: Seldon's own
+dataflow engine feeds the detector, and its results come back through Kafka.
+``deploy/<env>/<spec>/drift/`` then holds:
+
+``detector.yaml``
+    A ``Model`` ``<spec>-drift-detector``: ``storageUri`` = the registered detector directory
+    (its ``model-settings.json`` names ``mlserver_alibi_detect.AlibiDetectRuntime``; MLServer
+    1.3.5, ``alibi-detect`` 0.11.4), ``requirements: [mlserver, alibi-detect]`` (matched against
+    the MLServer Server's default capabilities) and the serving ``storage_secret`` as
+    ``secretName``.
+``pipeline.yaml``
+    A ``Pipeline`` ``<spec>-monitored`` (:attr:`mlspec.naming.Names.seldon_pipeline`): step
+    ``<spec>-champion`` and step ``<spec>-drift-detector`` with ``batch: {size: batch_size}``,
+    both without ``inputs`` (so both receive the pipeline inputs), ``output.steps`` = the
+    champion only.  The detector does not reach the output, so it runs asynchronously and never
+    delays or changes an answer; the dataflow engine merges ``batch_size`` rows (the first input
+    tensor's ``shape[0]``) into one request before calling it (SeldonIO/seldon-core@v2.6.0
+    scheduler/data-flow/.../BatchProcessor.kt), so ``batch_size`` is again the one knob.
+    Clients reach the monitored endpoint at ``/v2/models/<spec>-monitored/infer`` with the header
+    ``Seldon-Model: <spec>-monitored.pipeline`` (or ``/v2/pipelines/<spec>-monitored/infer``;
+    v2.6.0 docs/source/contents/inference/index.md): only requests sent to the pipeline are
+    watched -- calls to a Model's endpoint directly bypass the detector.
+    With a challenger, the seldon-v2 target's Experiment (``default`` = the champion) splits the
+    champion's route in Seldon's Envoy.  The pipeline's champion step is called by Seldon's model
+    gateway through that same Envoy with ``seldon-model: <spec>-champion``
+    (v2.6.0 scheduler/pkg/kafka/gateway/worker.go, cmd/modelgateway/main.go ``--envoy-host``;
+    scheduler/pkg/envoy/processor/incremental.go ``addExperimentModelBaselineTraffic``), so the
+    pipeline's answers follow the same champion/challenger split (or mirror) as direct calls,
+    while the detector sees every request's inputs.  Nothing of the seldon-v2 target changes.
+``actions.yaml``
+    The drift actions Service above, with ``MLSPEC_EVENT_TYPE`` = ``dev.knative.kafka.event``
+    and ``MLSPEC_EVENT_SOURCE`` = the KafkaSource's source for the detector's topic.
+``kafka-source.yaml``
+    A ``sources.knative.dev/v1beta1`` ``KafkaSource`` ``<spec>-drift-results``
+    (knative-extensions/eventing-kafka-broker@knative-v1.22.2
+    control-plane/pkg/apis/sources/v1beta1/kafka_types.go) reading the detector Model's output
+    topic ``<prefix>.<namespace>.model.<spec>-drift-detector.outputs`` (prefix ``seldon``
+    unless ``drift.kafka.topic_prefix``; v2.6.0 scheduler/pkg/kafka/topics.go) from the
+    environment's ``drift.kafka.bootstrap_servers``, with a fixed ``consumerGroup`` (the
+    webhook would otherwise default a random one, and the field is immutable), ``initialOffset:
+    latest`` (a new consumer group does not replay old results) and ``sink`` = the actions
+    Service directly (no Broker hop: the source reads one topic, its events have one consumer),
+    with the same retries and dead-letter sink as the Triggers.  Seldon's model gateway writes the
+    detector's gRPC answer as a protobuf ``inference.ModelInferResponse`` (``proto.Marshal``,
+    worker.go ``grpcRequest``; pipelines send protobuf) -- no CloudEvents headers, so the Kafka
+    dispatcher wraps the record as a CloudEvent of ``type`` ``dev.knative.kafka.event``,
+    ``source`` ``/apis/v1/namespaces/<ns>/kafkasources/<name>#<topic>``, the record value as
+    data and the record headers as ``kafkaheader<name>`` extensions (data-plane
+    InvalidCloudEventInterceptor.java), delivered in binary mode (WebClientCloudEventSender.java).
+    The actions Service decodes the protobuf outputs ``is_drift``, ``p_val``, ``threshold``,
+    ``distance`` (MLServer's alibi-detect runtime names them after the detector's result keys).
 """
 
 from __future__ import annotations
@@ -77,6 +124,13 @@ DETECTOR_PROTOCOLS = {("kserve", "v2"): "kfserving.http", ("kserve", "v1"): "ten
                       ("seldon", "v2"): "kfserving.http", ("seldon", "v1"): "seldon.http"}
 KFP_TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
 VERSION_DIR = "/etc/mlspec/pipeline"
+#: Seldon Core 2 (v2.6.0 operator/apis/mlops/v1alpha1) and Knative's KafkaSource
+#: (knative-extensions/eventing-kafka-broker@knative-v1.22.2 control-plane/pkg/apis/sources/v1beta1).
+SELDON_API = "mlops.seldon.io/v1alpha1"
+KAFKA_SOURCE_API = "sources.knative.dev/v1beta1"
+#: What the Kafka dispatcher makes of a record that is not a CloudEvent (InvalidCloudEventInterceptor.java).
+KAFKA_EVENT_TYPE = "dev.knative.kafka.event"
+DETECTOR_REQUIREMENTS = ["mlserver", "alibi-detect"]
 BACKOFF_DELAY = "PT2S"  # ISO-8601; exponential: 2 s, 4 s, 8 s, ...
 SECURITY = {
     "allowPrivilegeEscalation": False,
@@ -93,6 +147,15 @@ class GitHub(Model):
                     "argocd.repo_url when it is a github.com URL.")
     token_secret: SecretRef | None = Field(
         None, description="Secret holding a GitHub token allowed to send repository_dispatch (contents: write).")
+
+
+class Kafka(Model):
+    bootstrap_servers: list[str] = Field(
+        ..., min_length=1, description="host:port of the Kafka brokers Seldon Core 2 writes model outputs to "
+                                       "(the KafkaSource reads the drift detector's results there).")
+    topic_prefix: str = Field(
+        "seldon", pattern=r"^[A-Za-z._-]+$",
+        description="Seldon Core 2's Kafka topic prefix (its kafka.topicPrefix; the same characters Seldon allows).")
 
 
 class NewModels(Model):
@@ -113,6 +176,10 @@ class Settings(Model):
                     "them.")
     retries: int = Field(5, ge=0, le=100, description="Delivery retries before the dead-letter sink.")
     github: GitHub = Field(default_factory=GitHub, description="The GitOps repository, for rollback and new models.")
+    kafka: Kafka | None = Field(
+        None, description="Seldon Core 2 only: the Kafka its model outputs go to, where the drift detector's results "
+                          "are read from. Required for a seldon-v2 spec with a drift block.")
+
     new_models: NewModels | None = Field(
         None, description="When set, a pipeline run that registers a model passing the quality gate sends a "
                           "repository_dispatch; the generated workflow opens a pull request making it the challenger.")
@@ -121,8 +188,8 @@ class Settings(Model):
 #: Of serving, what the objects name (the runtime and protocol, the champion whose detector is served,
 #: the storage identity): a traffic edit does not touch the drift objects.
 READS = ("spec.drift", "spec.serving.runtime", "spec.serving.protocol", "spec.serving.rollout",
-         "spec.serving.champion", "spec.serving.service_account", "spec.training", "spec.labels", "env.kubeflow",
-         "env.argocd")
+         "spec.serving.champion", "spec.serving.service_account", "spec.serving.storage_secret", "spec.training",
+         "spec.labels", "env.kubeflow", "env.argocd")
 
 
 # ------------------------------------------------------------------ shared with the serving targets
@@ -135,7 +202,7 @@ def broker(names: Names, settings) -> str:
 
 def logger_url(ctx: Context) -> str | None:
     """Where the serving targets send the champion's payload log, or None without a drift policy.
-    The serving targets declare ``spec.drift`` and ``env.drift`` to call this."""
+    The serving targets declare ``spec.drift`` and ``env.drift.broker`` to call this."""
     if ctx.spec.drift is None:
         return None
     settings = getattr(ctx.env, "drift", None) if "drift" in type(ctx.env).model_fields else None
@@ -254,6 +321,9 @@ def _actions_service(ctx: Context) -> dict:
         "MLSPEC_SPEC": ctx.spec_path,
         "MLSPEC_ENV": env.name,
     }
+    if spec.serving.runtime == "seldon-v2":  # the KafkaSource's events, from the detector's topic only
+        values["MLSPEC_EVENT_TYPE"] = KAFKA_EVENT_TYPE
+        values["MLSPEC_EVENT_SOURCE"] = kafka_event_source(ctx)
     secret_env: list[dict] = []
     volumes: list[dict] = []
     mounts: list[dict] = []
@@ -333,11 +403,67 @@ def request_filter(ctx: Context) -> dict:
     return {"type": REQUEST_EVENT_TYPES["seldon"], "inferenceservicename": names.serving}
 
 
+# ------------------------------------------------------------------------------ Seldon Core 2
+
+
+def results_topic(ctx: Context) -> str:
+    """The Kafka topic Seldon Core 2 writes the detector Model's answers to:
+    ``<prefix>.<namespace>.model.<model>.outputs`` (v2.6.0 scheduler/pkg/kafka/topics.go)."""
+    return ".".join((ctx.settings.kafka.topic_prefix, ctx.namespace, "model", ctx.names.drift_detector, "outputs"))
+
+
+def kafka_event_source(ctx: Context) -> str:
+    """``source`` of the KafkaSource's events from the results topic (eventing-kafka-broker
+    v1beta1 ``KafkaEventSource``; the dispatcher's InvalidCloudEventInterceptor builds the same)."""
+    return f"/apis/v1/namespaces/{ctx.namespace}/kafkasources/{ctx.names.drift_kafka_source}#{results_topic(ctx)}"
+
+
+def _seldon_detector(ctx: Context) -> dict:
+    spec: dict = {"storageUri": detector_uri(ctx.spec), "requirements": list(DETECTOR_REQUIREMENTS)}
+    if ctx.spec.serving.storage_secret:
+        spec["secretName"] = ctx.spec.serving.storage_secret
+    return {"apiVersion": SELDON_API, "kind": "Model", "metadata": _meta(ctx, ctx.names.drift_detector, "drift-detector"),
+            "spec": spec}
+
+
+def _seldon_pipeline(ctx: Context) -> dict:
+    names = ctx.names
+    steps = [{"name": names.champion},
+             {"name": names.drift_detector, "batch": {"size": ctx.spec.drift.batch_size}}]
+    return {"apiVersion": SELDON_API, "kind": "Pipeline",
+            "metadata": _meta(ctx, names.seldon_pipeline, "serving-pipeline"),
+            "spec": {"steps": steps, "output": {"steps": [names.champion]}}}
+
+
+def _kafka_source(ctx: Context) -> dict:
+    names = ctx.names
+    spec = {
+        "bootstrapServers": list(ctx.settings.kafka.bootstrap_servers),
+        "topics": [results_topic(ctx)],
+        "consumerGroup": names.drift_consumer_group,
+        "initialOffset": "latest",
+        "sink": _ref(names.drift_actions),
+        "delivery": _delivery(ctx),
+    }
+    return {"apiVersion": KAFKA_SOURCE_API, "kind": "KafkaSource",
+            "metadata": _meta(ctx, names.drift_kafka_source, "drift-routing"), "spec": spec}
+
+
+def _generate_seldon_v2(ctx: Context) -> list[Artefact]:
+    path = ctx.deploy_path
+    return [Artefact(path("drift", "detector.yaml"), _seldon_detector(ctx)),
+            Artefact(path("drift", "pipeline.yaml"), _seldon_pipeline(ctx)),
+            Artefact(path("drift", "actions.yaml"), _actions_service(ctx)),
+            Artefact(path("drift", "kafka-source.yaml"), _kafka_source(ctx))]
+
+
 def generate(ctx: Context) -> list[Artefact]:
     spec = ctx.spec
     if spec.drift is None:
         return []
-    if spec.serving.runtime not in REQUEST_EVENT_TYPES:  # Seldon Core 2: a validation error (see rules)
+    if spec.serving.runtime == "seldon-v2":
+        return _generate_seldon_v2(ctx) if ctx.settings.kafka is not None else []  # else: a validation error
+    if spec.serving.runtime not in REQUEST_EVENT_TYPES:
         return []
     names, path = ctx.names, ctx.deploy_path
     out = []
@@ -374,11 +500,11 @@ def rules(rc) -> None:
                  "beside the registered model (<version>/model and <version>/drift-detector), and this URI does "
                  "not end in /model", "serve a registered model (its .../model URI), or set drift.detector_uri",
                  code="drift")
-    if runtime == "seldon-v2":
-        rc.error(("drift", "action"), f"acting on drift ({drift.action}) with Seldon Core 2 needs the detector's results "
-                 "from Seldon's Kafka topic, which mlspec does not route yet",
-                 "serve with kserve or seldon for drift actions, or remove the drift block", code="drift")
-        return
+    if runtime == "seldon-v2" and settings.kafka is None:
+        rc.env_error(("drift",), "drift with Seldon Core 2 reads the detector's results from Seldon's Kafka topic "
+                     "(seldon.<namespace>.model.<detector>.outputs), and the environment names no Kafka",
+                     "set drift.kafka.bootstrap_servers: [host:port, ...] (and drift.kafka.topic_prefix if Seldon's "
+                     "is not 'seldon')", code="drift")
     if drift.action == "alert" and drift.alert_webhook is None:
         rc.error(("drift", "action"), "action alert needs the webhook's URL, from a Secret",
                  "set drift.alert_webhook: {secret: ..., key: ...}", code="drift")

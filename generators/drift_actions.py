@@ -3,8 +3,13 @@
 The drift detector (alibi-detect-server, ``--event_type`` = :data:`mlspec.naming.DRIFT_EVENT_TYPE`)
 emits one CloudEvent per tested batch, drift or not, with the detector output as data:
 ``{"data": {"is_drift": 0|1 or one per feature, "p_val", "threshold", "distance"}, "meta": {...}}``.
-A Knative Trigger filtered on that type delivers them here; this program acts only when drift is
-reported, with the one action the environment chose (``MLSPEC_ACTION``):
+A Knative Trigger filtered on that type delivers them here.  With Seldon Core 2 the detector is
+an MLServer model whose answers Seldon writes to Kafka as a protobuf ``inference.ModelInferResponse``
+(the V2 gRPC dataplane); a KafkaSource delivers each record as a CloudEvent of type
+``dev.knative.kafka.event`` whose data is those bytes, and :func:`decode_infer_response` reads
+the outputs ``is_drift``, ``p_val``, ``threshold`` and ``distance`` from them (a V2 JSON answer,
+``{"outputs": [{"name": "is_drift", "data": [1]}, ...]}``, is read too).  This program acts only
+when drift is reported, with the one action the environment chose (``MLSPEC_ACTION``):
 
 * ``retrain``: one run of this environment's PipelineVersion, through
   :func:`mlspec.generators.kubeflow_components.trigger_run` (the schedule CronJob's launcher, so the
@@ -39,8 +44,10 @@ ENV = {
     "PORT": ("no (Knative sets it)", "port to listen on, default 8080; 0 picks a free one (tests)"),
     "MLSPEC_LISTEN_HOST": ("no", "address to bind, default 0.0.0.0"),
     "MLSPEC_ACTION": ("yes", "retrain | alert | rollback"),
-    "MLSPEC_EVENT_TYPE": ("yes", ("CloudEvent type of drift results (mlspec.naming.DRIFT_EVENT_TYPE); "
-                                  "other types are answered 200 and ignored")),
+    "MLSPEC_EVENT_TYPE": ("yes", ("CloudEvent type of drift results (mlspec.naming.DRIFT_EVENT_TYPE, or "
+                                  "dev.knative.kafka.event from a KafkaSource); other types are answered 200 and "
+                                  "ignored")),
+    "MLSPEC_EVENT_SOURCE": ("no", "when set, events of another CloudEvent source are answered 200 and ignored"),
     "MLSPEC_SPEC": ("yes", "the spec's path relative to the repository root (payloads, run description)"),
     "MLSPEC_ENV": ("yes", "the environment's name (payloads, run description)"),
     "KFP_HOST": ("retrain", "KFP API base URL, http://ml-pipeline.<kfp-ns>.svc.cluster.local:8888"),
@@ -64,7 +71,7 @@ ENV = {
 }
 
 #: The functions that make the program, in the order the script defines them.
-PROGRAM = ("check_config", "parse_cloudevent", "drift_summary", "retrain", "alert", "rollback",
+PROGRAM = ("check_config", "parse_cloudevent", "decode_infer_response", "v2_result", "drift_summary", "retrain", "alert", "rollback",
            "handle_request", "serve")
 
 
@@ -89,7 +96,8 @@ def check_config(env) -> list:
 def parse_cloudevent(headers, body: bytes):
     """``(attributes, data)`` of a CloudEvent received over HTTP, binary or structured mode.
 
-    ``headers`` has lower-case names.  Raises ``ValueError`` for what is not a single JSON event."""
+    ``data`` is the parsed JSON, or the bytes when the data is not JSON (a protobuf message).
+    ``headers`` has lower-case names.  Raises ``ValueError`` for what is not a single event."""
     import base64
     import json
     import urllib.parse
@@ -103,7 +111,12 @@ def parse_cloudevent(headers, body: bytes):
             raise ValueError("a structured CloudEvent is a JSON object")
         attributes = {k: v for k, v in document.items() if k not in ("data", "data_base64")}
         if "data_base64" in document:
-            data = json.loads(base64.b64decode(document["data_base64"]).decode("utf-8"))
+            data = base64.b64decode(document["data_base64"])
+            if "json" in str(document.get("datacontenttype", "")) or not document.get("datacontenttype"):
+                try:
+                    data = json.loads(data.decode("utf-8"))
+                except ValueError:
+                    pass  # not JSON: bytes (e.g. a protobuf ModelInferResponse from Kafka)
         else:
             data = document.get("data")
             if isinstance(data, str) and "json" in str(document.get("datacontenttype", "application/json")):
@@ -113,18 +126,171 @@ def parse_cloudevent(headers, body: bytes):
             raise ValueError("not a CloudEvent: no ce-type header and no application/cloudevents+json body")
         # binary mode: ce-* headers are the attributes (percent-encoded, CloudEvents HTTP binding 3.1.3.2)
         attributes = {k[3:]: urllib.parse.unquote(v) for k, v in headers.items() if k.startswith("ce-")}
-        text = body.decode("utf-8").strip()
-        data = json.loads(text) if text else None
+        if "json" in content_type:
+            text = body.decode("utf-8").strip()
+            data = json.loads(text) if text else None
+        elif not body.strip():
+            data = None
+        else:  # no or another content type (a KafkaSource sends a record's bytes as they are): JSON if it is
+            try:
+                data = json.loads(body.decode("utf-8"))
+            except ValueError:
+                data = body
     if not isinstance(attributes.get("type"), str) or not attributes["type"]:
         raise ValueError("the CloudEvent has no type")
     return attributes, data
+
+
+def decode_infer_response(message: bytes) -> list:
+    """The outputs of a protobuf ``inference.ModelInferResponse`` (the V2 gRPC dataplane, as in
+    SeldonIO/seldon-core@v2.6.0 apis/mlops/v2_dataplane/v2_dataplane.proto) as
+    ``[{"name", "datatype", "shape", "data"}]``, ``data`` a flat list of numbers.
+
+    Reads exactly: ``outputs`` (5) with ``name`` (1), ``datatype`` (2), ``shape`` (3) and
+    ``contents`` (5: ``bool`` 1, ``int`` 2, ``int64`` 3, ``uint`` 4, ``uint64`` 5, ``fp32`` 6,
+    ``fp64`` 7; packed or not), and ``raw_output_contents`` (6, one little-endian buffer per
+    output in order; when present it holds every output's data, as MLServer's and Triton's
+    converters read it).  Other fields are skipped.
+    Raises ``ValueError`` for bytes that are not such a message."""
+    import struct
+
+    def varint(buf, i):
+        value = shift = 0
+        while True:
+            if i >= len(buf) or shift > 63:
+                raise ValueError("truncated or overlong varint")
+            byte = buf[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value, i
+            shift += 7
+
+    def fields(buf):  # (field number, wire type, value): int for varint/fixed, bytes for LEN
+        i = 0
+        while i < len(buf):
+            key, i = varint(buf, i)
+            number, wire = key >> 3, key & 7
+            if number == 0:
+                raise ValueError("field number 0")
+            if wire == 0:
+                value, i = varint(buf, i)
+            elif wire == 1:
+                if i + 8 > len(buf):
+                    raise ValueError("truncated 64-bit field")
+                value, i = buf[i:i + 8], i + 8
+            elif wire == 2:
+                size, i = varint(buf, i)
+                if i + size > len(buf):
+                    raise ValueError("truncated length-delimited field")
+                value, i = buf[i:i + size], i + size
+            elif wire == 5:
+                if i + 4 > len(buf):
+                    raise ValueError("truncated 32-bit field")
+                value, i = buf[i:i + 4], i + 4
+            else:
+                raise ValueError(f"unsupported wire type {wire}")
+            yield number, wire, value
+
+    def signed(value, bits):
+        return value - (1 << bits) if value >= 1 << (bits - 1) else value
+
+    # contents field → (wire type of one element, decoder of one varint or fixed-size element)
+    scalars = {1: (0, lambda v: int(bool(v))), 2: (0, lambda v: signed(v & 0xFFFFFFFF, 32)),
+               3: (0, lambda v: signed(v, 64)), 4: (0, lambda v: v & 0xFFFFFFFF), 5: (0, lambda v: v),
+               6: (5, lambda b: struct.unpack("<f", b)[0]), 7: (1, lambda b: struct.unpack("<d", b)[0])}
+
+    def contents(buf):
+        values = []
+        for number, wire, value in fields(buf):
+            if number not in scalars:
+                continue  # bytes_contents: not a number
+            element_wire, decode = scalars[number]
+            if wire == element_wire:
+                values.append(decode(value))
+            elif wire == 2 and element_wire == 0:  # packed varints
+                j = 0
+                while j < len(value):
+                    item, j = varint(value, j)
+                    values.append(decode(item))
+            elif wire == 2:  # packed fixed-size
+                size = 4 if element_wire == 5 else 8
+                if len(value) % size:
+                    raise ValueError("packed contents of a wrong length")
+                values += [decode(value[j:j + size]) for j in range(0, len(value), size)]
+            else:
+                raise ValueError(f"contents field {number} with wire type {wire}")
+        return values
+
+    raw_formats = {"BOOL": "?", "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q", "UINT8": "B",
+                   "UINT16": "H", "UINT32": "I", "UINT64": "Q", "FP16": "e", "FP32": "f", "FP64": "d"}
+    outputs, raw = [], []
+    for number, wire, value in fields(bytes(message)):
+        if number == 6 and wire == 2:
+            raw.append(value)
+        elif number == 5 and wire == 2:
+            output = {"name": "", "datatype": "", "shape": [], "data": None}
+            for n, w, v in fields(value):
+                if n == 1 and w == 2:
+                    output["name"] = v.decode("utf-8")
+                elif n == 2 and w == 2:
+                    output["datatype"] = v.decode("utf-8")
+                elif n == 3 and w == 0:
+                    output["shape"].append(signed(v, 64))
+                elif n == 3 and w == 2:
+                    j = 0
+                    while j < len(v):
+                        item, j = varint(v, j)
+                        output["shape"].append(signed(item, 64))
+                elif n == 5 and w == 2:
+                    output["data"] = contents(v)
+            outputs.append(output)
+        elif wire == 2 and number in (5, 6):
+            raise ValueError(f"field {number} is not length-delimited")
+    for index, output in enumerate(outputs):
+        if raw and index < len(raw):  # raw contents are all outputs' (an empty ``contents`` may be there too)
+            fmt = raw_formats.get(output["datatype"])
+            if fmt is None:
+                raise ValueError(f"raw output {output['name']!r} of datatype {output['datatype']!r} is not numeric")
+            size = struct.calcsize("<" + fmt)
+            if len(raw[index]) % size:
+                raise ValueError(f"raw output {output['name']!r} is not a whole number of {output['datatype']}")
+            items = struct.unpack(f"<{len(raw[index]) // size}{fmt}", raw[index])
+            output["data"] = [int(x) if fmt == "?" else x for x in items]
+        elif output["data"] is None:
+            output["data"] = []
+    return outputs
+
+
+def v2_result(outputs) -> dict:
+    """An alibi-detect result (``{"data": {...}}``) from V2 inference outputs named after its keys,
+    as MLServer's alibi-detect runtime answers: one output per key of the detector's ``data``
+    (``is_drift``, ``p_val``, ``threshold``, ``distance``, ...).  A single value is a scalar.
+    ``outputs``: decoded protobuf outputs or a V2 JSON answer's ``outputs``."""
+    result = {}
+    for output in outputs:
+        if not isinstance(output, dict) or not isinstance(output.get("name"), str):
+            raise ValueError("a V2 output has no name")
+        values = output.get("data")
+        if not isinstance(values, list):
+            values = [values]
+        while len(values) == 1 and isinstance(values[0], list):
+            values = values[0]
+        result[output["name"]] = values[0] if len(values) == 1 else values
+    return {"data": result}
 
 
 def drift_summary(data) -> dict:
     """The gist of an alibi-detect result (``{"data": {...}, "meta": {...}}`` or its ``data`` alone).
 
     ``drift`` is true when ``is_drift`` is, or any of its per-feature values is; ``p_val`` and
-    ``threshold`` are the smallest values given.  Raises ``ValueError`` when there is no ``is_drift``."""
+    ``threshold`` are the smallest values given.  ``data`` may also be a V2 inference answer: the
+    bytes of a protobuf ``ModelInferResponse`` or the JSON ``{"outputs": [...]}``.  Raises
+    ``ValueError`` when there is no ``is_drift``."""
+    if isinstance(data, (bytes, bytearray)):
+        data = v2_result(decode_infer_response(data))
+    elif isinstance(data, dict) and isinstance(data.get("outputs"), list) and "data" not in data:
+        data = v2_result(data["outputs"])
     result = data.get("data") if isinstance(data, dict) and isinstance(data.get("data"), dict) else data
     if not isinstance(result, dict) or "is_drift" not in result:
         raise ValueError("the event data is not a drift result: no is_drift")
@@ -274,8 +440,12 @@ def handle_request(method: str, path: str, headers, body: bytes, env, lock):
         record["event"] = {k: attributes.get(k) for k in ("id", "source", "type")}
         if attributes["type"] != env["MLSPEC_EVENT_TYPE"]:
             code, outcome, detail = 200, "ignored", f"not a drift result: type {attributes['type']!r}"
+        elif env.get("MLSPEC_EVENT_SOURCE") and attributes.get("source") != env["MLSPEC_EVENT_SOURCE"]:
+            code, outcome, detail = 200, "ignored", f"not from the detector: source {attributes.get('source')!r}"
         else:
             try:
+                if isinstance(data, (bytes, bytearray)):  # protobuf from Kafka: the alert posts it as JSON
+                    data = v2_result(decode_infer_response(data))
                 summary = drift_summary(data)
             except ValueError as exc:
                 code, outcome, detail = 400, "rejected", str(exc)

@@ -89,7 +89,7 @@ class Settings(Model):
     gateway: Gateway | None = Field(None, description="Gateway for the shadow rollout's HTTPRoute.")
 
 
-READS = ("spec.serving", "spec.labels", "spec.drift", "env.kserve", "env.drift")
+READS = ("spec.serving", "spec.labels", "spec.drift", "env.kserve", "env.drift.broker")
 
 
 def _isvc(ctx: Context, name: str, ref, canary_percent: int | None, logged: bool = False) -> dict:

@@ -37,7 +37,7 @@ from . import serving as common
 API = "machinelearning.seldon.io/v1"
 GRAPH_NODE = "model"  # graph node and model container name: they must match for the override
 PROTOCOLS = {"v1": "seldon", "v2": "v2"}
-READS = ("spec.serving", "spec.labels", "spec.drift", "env.drift")
+READS = ("spec.serving", "spec.labels", "spec.drift", "env.drift.broker")
 
 
 def _predictor(ctx: Context, role: str, ref, traffic: int, shadow: bool) -> dict:

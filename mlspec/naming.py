@@ -38,6 +38,8 @@ TRIGGER_SUFFIX = "-trigger"
 ACTIONS_SUFFIX = "-drift-actions"
 BROKER_SUFFIX = "-events"
 PIPELINE_VERSION_CONFIGMAP_SUFFIX = "-pipeline-version"
+SELDON_PIPELINE_SUFFIX = "-monitored"
+KAFKA_SOURCE_SUFFIX = "-drift-results"
 #: The CloudEvent type the drift detector emits for every tested batch (drift or not; the
 #: data's ``is_drift`` tells). alibi-detect-server has no type of its own: it sends ``--event_type``.
 DRIFT_EVENT_TYPE = "io.mlspec.drift.result"
@@ -142,6 +144,22 @@ class Names:
         return f"{self.spec}{PIPELINE_VERSION_CONFIGMAP_SUFFIX}"
 
     @property
+    def seldon_pipeline(self) -> str:
+        """Seldon Core 2: the ``Pipeline`` serving the champion with the drift detector as an
+        asynchronous step; clients call it with the header ``Seldon-Model: <name>.pipeline``."""
+        return f"{self.spec}{SELDON_PIPELINE_SUFFIX}"
+
+    @property
+    def drift_kafka_source(self) -> str:
+        """Seldon Core 2: the Knative ``KafkaSource`` reading the detector Model's output topic."""
+        return f"{self.spec}{KAFKA_SOURCE_SUFFIX}"
+
+    @property
+    def drift_consumer_group(self) -> str:
+        """The KafkaSource's Kafka consumer group (immutable once set; unique per environment and spec)."""
+        return f"mlspec.{self.namespace}.{self.spec}.drift-actions"
+
+    @property
     def drift_event_source(self) -> str:
         """``source`` of the detector's CloudEvents: unique per spec and namespace."""
         return f"io.mlspec/{self.namespace}/{self.spec}/drift-detector"
@@ -205,6 +223,11 @@ class Names:
         if "drift" in chosen and (spec is None or spec.drift is not None):
             out += [Budget("the drift detector name", self.drift_detector, LABEL_MAX, "it is a Knative Service name"),
                     Budget("the drift actions Service name", self.drift_actions, LABEL_MAX, "it is a Knative Service name")]
+            if spec is None or serving_runtime == "seldon-v2":
+                out += [Budget("the Seldon Core 2 Pipeline name", self.seldon_pipeline, LABEL_MAX,
+                               "it is a Kubernetes object name, kept a DNS-1123 label"),
+                        Budget("the drift KafkaSource name", self.drift_kafka_source, LABEL_MAX,
+                               "it is a Kubernetes object name, kept a DNS-1123 label")]
         if "feast" in chosen:
             out += [
                 Budget("the Feast operator's Service name",
