@@ -99,6 +99,7 @@ dataflow engine feeds the detector, and its results come back through Kafka.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 
@@ -106,9 +107,12 @@ from pydantic import Field
 
 from mlspec.artefact import Artefact
 from mlspec.context import Context
+from mlspec.environments import settings_of
 from mlspec.models import IMAGE, K8sLabel, Model, SecretRef
 from mlspec.naming import DISPATCH_ROLLBACK, DRIFT_EVENT_TYPE, Names
 from mlspec.registry import Target, source_key
+
+from .serving import CONTAINER_SECURITY
 
 #: alibi-detect-server of Seldon Core 1.17.1, the last Apache-2.0 release (alibi-detect ^0.11.4).
 DETECTOR_IMAGE = "seldonio/alibi-detect-server:1.17.1"
@@ -122,7 +126,6 @@ REQUEST_EVENT_TYPES = {"kserve": "org.kubeflow.serving.inference.request",
 #: alibi-detect-server --protocol by runtime and served protocol.
 DETECTOR_PROTOCOLS = {("kserve", "v2"): "kfserving.http", ("kserve", "v1"): "tensorflow.http",
                       ("seldon", "v2"): "kfserving.http", ("seldon", "v1"): "seldon.http"}
-KFP_TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
 VERSION_DIR = "/etc/mlspec/pipeline"
 #: Seldon Core 2 (v2.6.0 operator/apis/mlops/v1alpha1) and Knative's KafkaSource
 #: (knative-extensions/eventing-kafka-broker@knative-v1.22.2 control-plane/pkg/apis/sources/v1beta1).
@@ -132,12 +135,8 @@ KAFKA_SOURCE_API = "sources.knative.dev/v1beta1"
 KAFKA_EVENT_TYPE = "dev.knative.kafka.event"
 DETECTOR_REQUIREMENTS = ["mlserver", "alibi-detect"]
 BACKOFF_DELAY = "PT2S"  # ISO-8601; exponential: 2 s, 4 s, 8 s, ...
-SECURITY = {
-    "allowPrivilegeEscalation": False,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+#: The pods' security context; the detector's container takes the serving containers'.
+POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
 class GitHub(Model):
@@ -205,8 +204,7 @@ def logger_url(ctx: Context) -> str | None:
     The serving targets declare ``spec.drift`` and ``env.drift.broker`` to call this."""
     if ctx.spec.drift is None:
         return None
-    settings = getattr(ctx.env, "drift", None) if "drift" in type(ctx.env).model_fields else None
-    return Names.broker_url(ctx.namespace, broker(ctx.names, settings))
+    return Names.broker_url(ctx.namespace, broker(ctx.names, settings_of(ctx.env, "drift")))
 
 
 def detector_uri(spec) -> str | None:
@@ -224,8 +222,7 @@ def github_repository(env) -> str | None:
     settings = env.drift
     if settings.github.repository:
         return settings.github.repository
-    argocd = getattr(env, "argocd", None) if "argocd" in type(env).model_fields else None
-    url = getattr(argocd, "repo_url", None) or ""
+    url = env.argocd.repo_url
     for prefix in ("https://github.com/", "git@github.com:", "ssh://git@github.com/"):
         if url.startswith(prefix):
             path = url[len(prefix):].removesuffix("/").removesuffix(".git")
@@ -263,9 +260,8 @@ def _broker(ctx: Context) -> dict:
     return {"apiVersion": EVENTING_API, "kind": "Broker", "metadata": meta, "spec": {"delivery": _delivery(ctx)}}
 
 
-def _one_replica(extra: dict | None = None) -> dict:
-    return {"annotations": {"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1",
-                            **(extra or {})}}
+def _one_replica() -> dict:
+    return {"annotations": {"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1"}}
 
 
 def _detector_service(ctx: Context) -> dict:
@@ -290,9 +286,9 @@ def _detector_service(ctx: Context) -> dict:
             "args": args,
             "ports": [{"containerPort": 8080}],
             "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-            "securityContext": {k: v for k, v in SECURITY.items() if k != "seccompProfile"},
+            "securityContext": copy.deepcopy(CONTAINER_SECURITY),
         }],
-        "securityContext": {"seccompProfile": SECURITY["seccompProfile"]},
+        "securityContext": copy.deepcopy(POD_SECURITY),
     }
     if sv.service_account:  # the storage credentials of the serving pods read the detector too
         pod["serviceAccountName"] = sv.service_account
@@ -328,28 +324,14 @@ def _actions_service(ctx: Context) -> dict:
     volumes: list[dict] = []
     mounts: list[dict] = []
     account = None
-    if drift.action == "retrain":
-        kfp_ns = env.kubeflow.namespace
-        values.update({
-            "KFP_HOST": f"http://ml-pipeline.{kfp_ns}.svc.cluster.local:8888",
-            "KFP_PIPELINE_NAMESPACE": kfp_ns,
-            "KFP_PIPELINE_NAME": names.pipeline,
-            "KFP_PIPELINE_VERSION_FILE": f"{VERSION_DIR}/version",
-            "KFP_RUN_NAMESPACE": ctx.namespace,
-            "KFP_EXPERIMENT": names.experiment,
-            "KFP_SERVICE_ACCOUNT": spec.training.service_account or "",
-            "KFP_RUN_PARAMETERS": json.dumps(kubeflow.run_parameters(ctx), sort_keys=True),
-            "KFP_COOLDOWN_SECONDS": str(_seconds(drift.cooldown)),
-            "KF_PIPELINES_SA_TOKEN_PATH": f"{KFP_TOKEN_DIR}/token",
-        })
-        account = spec.training.service_account or "default-editor"
-        volumes += [
-            {"name": "pipeline-version", "configMap": {"name": names.pipeline_version_configmap}},
-            {"name": "kfp-token", "projected": {"sources": [{"serviceAccountToken": {
-                "path": "token", "expirationSeconds": 3600, "audience": "pipelines.kubeflow.org"}}]}},
-        ]
+    if drift.action == "retrain":  # the schedule's launcher, with the version from the ConfigMap and the cooldown
+        values.update(kubeflow.launcher_env(ctx, {"KFP_PIPELINE_VERSION_FILE": f"{VERSION_DIR}/version"},
+                                            {"KFP_COOLDOWN_SECONDS": str(_seconds(drift.cooldown))}))
+        account = kubeflow.launcher_account(spec.training)
+        volumes += [{"name": "pipeline-version", "configMap": {"name": names.pipeline_version_configmap}},
+                    copy.deepcopy(kubeflow.LAUNCHER_TOKEN_VOLUME)]
         mounts += [{"name": "pipeline-version", "mountPath": VERSION_DIR, "readOnly": True},
-                   {"name": "kfp-token", "mountPath": KFP_TOKEN_DIR, "readOnly": True}]
+                   dict(kubeflow.LAUNCHER_TOKEN_MOUNT)]
     elif drift.action == "alert":
         ref = drift.alert_webhook
         secret_env.append({"name": "ALERT_WEBHOOK_URL",
@@ -364,13 +346,12 @@ def _actions_service(ctx: Context) -> dict:
         "command": ["python3", "-c", _actions_script()],
         "env": [{"name": k, "value": v} for k, v in values.items()] + secret_env,
         "ports": [{"containerPort": 8080}],
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
-        "securityContext": {**{k: v for k, v in SECURITY.items() if k != "seccompProfile"},
-                            "readOnlyRootFilesystem": True, "runAsUser": 65534},
+        "resources": copy.deepcopy(kubeflow.LAUNCHER_RESOURCES),
+        "securityContext": copy.deepcopy(kubeflow.LAUNCHER_SECURITY),
     }
     if mounts:
         container["volumeMounts"] = mounts
-    pod: dict = {"containers": [container], "securityContext": {"seccompProfile": SECURITY["seccompProfile"]},
+    pod: dict = {"containers": [container], "securityContext": copy.deepcopy(POD_SECURITY),
                  "automountServiceAccountToken": False}
     if account:
         pod["serviceAccountName"] = account
@@ -510,7 +491,7 @@ def rules(rc) -> None:
                  "set drift.alert_webhook: {secret: ..., key: ...}", code="drift")
     if drift.action == "rollback":
         _github_rules(rc, "action rollback")
-    if drift.action == "retrain" and "kubeflow" not in type(rc.env).model_fields:
+    if drift.action == "retrain" and settings_of(rc.env, "kubeflow") is None:
         rc.error(("drift", "action"), "action retrain starts a Kubeflow pipeline run, and the kubeflow target is "
                  "not installed", "install mlspec[kfp], or use alert", code="drift")
 
@@ -529,6 +510,7 @@ def version_key() -> str:
 
     here = Path(__file__).resolve().parent
     return source_key(__file__, str(here / "drift_actions.py"), str(here / "kubeflow_components.py"),
+                      str(here / "kubeflow.py"), str(here / "serving.py"),
                       extra=json.dumps({"detector": DETECTOR_IMAGE, "actions": ACTIONS_IMAGE}))
 
 

@@ -118,6 +118,7 @@ from typing import Any
 from pydantic import Field
 
 from mlspec.artefact import Artefact
+from mlspec.environments import settings_of
 from mlspec.models import MODEL_URI, Model
 from mlspec.naming import DISPATCH_NEW_MODEL, DISPATCH_ROLLBACK
 from mlspec.registry import Target, source_key
@@ -734,8 +735,8 @@ def new_model_envs(envs) -> list[str]:
     ``env.drift``; without it (a project run without that target) there is no such block."""
     found = []
     for env in envs:
-        drift = getattr(env, "drift", None)  # a missing field: AttributeError; an undeclared read still raises
-        if drift is not None and getattr(drift, "new_models", None) is not None:
+        drift = settings_of(env, "drift")
+        if drift is not None and drift.new_models is not None:
             found.append(env.name)
     return sorted(found)
 

@@ -121,6 +121,7 @@ from pydantic import Field
 from mlspec import units
 from mlspec.artefact import Artefact
 from mlspec.context import Context
+from mlspec.environments import settings_of
 from mlspec.models import K8sLabel, Model, Range, Spec, Training
 from mlspec.naming import DISPATCH_NEW_MODEL
 from mlspec.registry import Target, source_key
@@ -460,15 +461,22 @@ def run_parameters(ctx: Context) -> dict:
     drift target's retrain action): the serving champion when new models are announced, so the
     pull request compares with it -- a run parameter, not part of the IR, so that promoting a
     model does not make a new PipelineVersion."""
-    return {"champion_uri": ctx.spec.serving.champion.uri} if _announce(ctx)[0] else {}
+    return {"champion_uri": ctx.spec.serving.champion.uri} if _new_models(ctx.env) is not None else {}
+
+
+def _new_models(env) -> Any:
+    """The environment's drift settings when they ask for pull requests of new models, else None
+    (also when the drift target is not installed)."""
+    settings = settings_of(env, "drift")
+    return settings if settings is not None and settings.new_models is not None else None
 
 
 def _announce(ctx: Context) -> tuple[str, Any]:
     """The register step's ``announce`` JSON and the token's Secret, when the environment's
     ``drift.new_models`` asks for pull requests of new models; else ("", None)."""
     env = ctx.env
-    settings = getattr(env, "drift", None) if "drift" in type(env).model_fields else None
-    if settings is None or settings.new_models is None:
+    settings = _new_models(env)
+    if settings is None:
         return "", None
     from mlspec.generators import drift as drift_target
 
@@ -881,40 +889,56 @@ def _trigger_script() -> str:
             + "\n\nif __name__ == \"__main__\":\n    raise SystemExit(trigger_run())\n")
 
 
+#: The launcher's pod: a projected ServiceAccount token for the KFP API (audience
+#: ``pipelines.kubeflow.org``, as Kubeflow documents for in-cluster clients), a locked-down
+#: container.  Shared by the schedule's CronJob and the drift target's retrain action.
+LAUNCHER_TOKEN_VOLUME = {"name": "kfp-token", "projected": {"sources": [{"serviceAccountToken": {
+    "path": "token", "expirationSeconds": 3600, "audience": "pipelines.kubeflow.org"}}]}}
+LAUNCHER_TOKEN_MOUNT = {"name": "kfp-token", "mountPath": KFP_TOKEN_DIR, "readOnly": True}
+LAUNCHER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                     "runAsUser": 65534, "capabilities": {"drop": ["ALL"]}}
+LAUNCHER_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+
+
+def launcher_account(training: Training) -> str:
+    """The launcher's ServiceAccount: ``training.service_account``, else ``default-editor``
+    (the account Kubeflow profiles give to namespace workloads)."""
+    return training.service_account or "default-editor"
+
+
+def launcher_env(ctx: Context, version: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of :func:`mlspec.generators.kubeflow_components.trigger_run` for ``ctx``'s
+    pipeline: ``version`` names the PipelineVersion (``KFP_PIPELINE_VERSION`` or
+    ``KFP_PIPELINE_VERSION_FILE``), ``extra`` adds variables (e.g. the cooldown) before the token's."""
+    kfp_ns, training = ctx.env.kubeflow.namespace, ctx.spec.training
+    return {
+        "KFP_HOST": f"http://ml-pipeline.{kfp_ns}.svc.cluster.local:8888",
+        "KFP_PIPELINE_NAMESPACE": kfp_ns,
+        "KFP_PIPELINE_NAME": ctx.names.pipeline,
+        **version,
+        "KFP_RUN_NAMESPACE": ctx.namespace,
+        "KFP_EXPERIMENT": ctx.names.experiment,
+        "KFP_SERVICE_ACCOUNT": training.service_account or "",
+        "KFP_RUN_PARAMETERS": json.dumps(run_parameters(ctx), sort_keys=True),
+        **(extra or {}),
+        "KF_PIPELINES_SA_TOKEN_PATH": f"{KFP_TOKEN_DIR}/token",
+    }
+
+
 def schedule_cronjob(ctx: Context, version: str) -> dict | None:
     """The ``batch/v1`` CronJob that starts a run of PipelineVersion ``version`` on the spec's cron."""
     training = ctx.spec.training
     if not training.schedule:
         return None
-    kfp_ns = ctx.settings.namespace
-    script = _trigger_script()
     labels = ctx.labels("training-schedule")
-    account = training.service_account or "default-editor"
-    env = {
-        "KFP_HOST": f"http://ml-pipeline.{kfp_ns}.svc.cluster.local:8888",
-        "KFP_PIPELINE_NAMESPACE": kfp_ns,
-        "KFP_PIPELINE_NAME": ctx.names.pipeline,
-        "KFP_PIPELINE_VERSION": version,
-        "KFP_RUN_NAMESPACE": ctx.namespace,
-        "KFP_EXPERIMENT": ctx.names.experiment,
-        "KFP_SERVICE_ACCOUNT": training.service_account or "",
-        "KFP_RUN_PARAMETERS": json.dumps(run_parameters(ctx), sort_keys=True),
-        "KF_PIPELINES_SA_TOKEN_PATH": f"{KFP_TOKEN_DIR}/token",
-    }
     container = {
         "name": "trigger-run",
         "image": training.image or DEFAULT_IMAGE,
-        "command": ["python3", "-c", script],
-        "env": [{"name": k, "value": v} for k, v in env.items()],
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": 65534,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [{"name": "kfp-token", "mountPath": KFP_TOKEN_DIR, "readOnly": True}],
+        "command": ["python3", "-c", _trigger_script()],
+        "env": [{"name": k, "value": v} for k, v in launcher_env(ctx, {"KFP_PIPELINE_VERSION": version}).items()],
+        "resources": LAUNCHER_RESOURCES,
+        "securityContext": LAUNCHER_SECURITY,
+        "volumeMounts": [LAUNCHER_TOKEN_MOUNT],
     }
     cronjob = {
         "apiVersion": "batch/v1",
@@ -937,16 +961,11 @@ def schedule_cronjob(ctx: Context, version: str) -> dict | None:
                         "metadata": {"labels": labels},
                         "spec": {
                             "restartPolicy": "Never",
-                            "serviceAccountName": account,
+                            "serviceAccountName": launcher_account(training),
                             "automountServiceAccountToken": False,
                             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                             "containers": [container],
-                            "volumes": [{
-                                "name": "kfp-token",
-                                "projected": {"sources": [{"serviceAccountToken": {
-                                    "path": "token", "expirationSeconds": 3600,
-                                    "audience": "pipelines.kubeflow.org"}}]},
-                            }],
+                            "volumes": [LAUNCHER_TOKEN_VOLUME],
                         },
                     },
                 },
@@ -1016,7 +1035,7 @@ def rules(rc) -> None:
         rc.env_error(path, f"the Kubeflow pipeline root {root} is not an object store the KFP launcher can write to",
                      f"use a {', '.join(s + '://' for s in PIPELINE_ROOT_SCHEMES)} URI, or set kubeflow.pipeline_root "
                      "to one", code="kubeflow")
-    if rc.spec.features.feature_store and "feast" not in type(env).model_fields:
+    if rc.spec.features.feature_store and settings_of(env, "feast") is None:
         rc.error(("features", "feature_store"), "the training pipeline reads its features through Feast "
                  "(features.feature_store), which needs the feast target, and it is not installed",
                  "install mlspec's feast target, or set features.feature_store: false to compute the features "

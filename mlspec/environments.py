@@ -94,6 +94,13 @@ def _model_for(settings: tuple[tuple[str, type], ...]) -> type[Environment]:
     return create_model("Environment", __base__=Environment, __module__=__name__, **fields)
 
 
+def settings_of(env: Any, target: str) -> Any:
+    """The settings block of ``target`` in ``env`` (guarded or not), or None when that target is
+    not installed -- a target reading another's settings must not assume it is there.  (A field
+    the model lacks is an AttributeError; an undeclared read through a guard still raises.)"""
+    return getattr(env, target, None)
+
+
 def model_for(targets: Iterable[Any]) -> type[Environment]:
     """The environment model with a settings block for each target that has one."""
     return _model_for(tuple(sorted((t.name, t.settings) for t in targets if t.settings is not None)))
