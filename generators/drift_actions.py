@@ -71,8 +71,8 @@ ENV = {
 }
 
 #: The functions that make the program, in the order the script defines them.
-PROGRAM = ("check_config", "parse_cloudevent", "decode_infer_response", "v2_result", "drift_summary", "retrain", "alert", "rollback",
-           "handle_request", "serve")
+PROGRAM = ("check_config", "parse_cloudevent", "decode_infer_response", "v2_result", "drift_summary", "retrain",
+           "post_json", "alert", "rollback", "handle_request", "serve")
 
 
 def check_config(env) -> list:
@@ -346,12 +346,30 @@ def retrain(env, summary: dict, attributes: dict):
     return (200 if code == 0 else 502), status, outcome.get("detail", "")
 
 
-def alert(env, summary: dict, attributes: dict, result):
-    """POST the result to the webhook.  ``(http code, outcome, detail)``."""
-    import datetime
+def post_json(env, url: str, body: dict, headers: dict, who: str, done: str):
+    """POST ``body`` as JSON; ``(http code, outcome, detail)``: 200 and ``done`` when ``who``
+    accepted it, 502 when it refused or could not be reached (Knative then retries)."""
     import json
     import urllib.error
     import urllib.request
+
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={**headers, "Content-Type": "application/json", "User-Agent": "mlspec-drift-actions"})
+    try:
+        with urllib.request.urlopen(request, timeout=int(env.get("MLSPEC_HTTP_TIMEOUT") or 10)) as response:
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        return 502, "failed", f"{who} answered {exc.code}" + (f": {detail}" if detail else "")
+    except OSError as exc:
+        return 502, "failed", f"{who} is unreachable: {exc!r}"
+    return 200, done, f"{who} answered {code}"
+
+
+def alert(env, summary: dict, attributes: dict, result):
+    """POST the result to the webhook.  ``(http code, outcome, detail)``."""
+    import datetime
 
     body = {
         "spec": env.get("MLSPEC_SPEC"),
@@ -361,25 +379,11 @@ def alert(env, summary: dict, attributes: dict, result):
         "event": {k: attributes.get(k) for k in ("id", "source", "type")},
         "result": result,
     }
-    request = urllib.request.Request(
-        env["ALERT_WEBHOOK_URL"], data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "mlspec-drift-actions"})
-    try:
-        with urllib.request.urlopen(request, timeout=int(env.get("MLSPEC_HTTP_TIMEOUT") or 10)) as response:
-            code = response.status
-    except urllib.error.HTTPError as exc:
-        return 502, "failed", f"the webhook answered {exc.code}"
-    except OSError as exc:
-        return 502, "failed", f"the webhook is unreachable: {exc!r}"
-    return 200, "sent", f"the webhook answered {code}"
+    return post_json(env, env["ALERT_WEBHOOK_URL"], body, {}, "the webhook", "sent")
 
 
 def rollback(env, summary: dict, attributes: dict):
     """Send the ``repository_dispatch`` that starts the rollback workflow.  ``(http code, outcome, detail)``."""
-    import json
-    import urllib.error
-    import urllib.request
-
     api = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
     # GitHub's limit: client_payload has at most 10 top-level properties (7 here)
     payload = {
@@ -392,20 +396,10 @@ def rollback(env, summary: dict, attributes: dict):
         "source": attributes.get("source"),
     }
     body = {"event_type": env.get("MLSPEC_DISPATCH_EVENT") or "mlspec-rollback", "client_payload": payload}
-    request = urllib.request.Request(
-        f"{api}/repos/{env['GITHUB_REPOSITORY']}/dispatches", data=json.dumps(body).encode(), method="POST",
-        headers={"Accept": "application/vnd.github+json", "Authorization": "Bearer " + env["GITHUB_TOKEN"],
-                 "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json",
-                 "User-Agent": "mlspec-drift-actions"})
-    try:
-        with urllib.request.urlopen(request, timeout=int(env.get("MLSPEC_HTTP_TIMEOUT") or 10)) as response:
-            code = response.status
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:500]
-        return 502, "failed", f"GitHub answered {exc.code}: {detail}"
-    except OSError as exc:
-        return 502, "failed", f"GitHub is unreachable: {exc!r}"
-    return 200, "dispatched", f"GitHub answered {code}"
+    headers = {"Accept": "application/vnd.github+json", "Authorization": "Bearer " + env["GITHUB_TOKEN"],
+               "X-GitHub-Api-Version": "2022-11-28"}
+    return post_json(env, f"{api}/repos/{env['GITHUB_REPOSITORY']}/dispatches", body, headers, "GitHub",
+                     "dispatched")
 
 
 def handle_request(method: str, path: str, headers, body: bytes, env, lock):
