@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import functools
 
+from .kubeflow import launcher_source
+
 #: The environment variables the program reads: name → (required, meaning).  "retrain" etc.: only
 #: for that action.  The launcher's own variables (KFP_*) are documented in ``trigger_run``.
 ENV = {
@@ -545,18 +547,6 @@ def trigger_run(env=None, urlopen=None, outcome=None) -> int:
     return launcher(env, urlopen, outcome)
 
 
-def launcher_source() -> str:
-    """The source text of ``kubeflow_components.trigger_run``, read from its file without importing
-    the module (that would import kfp); the same text as ``inspect.getsource`` gives."""
-    import ast
-    from pathlib import Path
-
-    text = Path(__file__).with_name("kubeflow_components.py").read_text(encoding="utf-8")
-    node = next(n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == "trigger_run")
-    lines = text.splitlines(keepends=True)
-    return "".join(lines[node.lineno - 1:node.end_lineno])
-
-
 @functools.lru_cache(maxsize=1)
 def script() -> str:
     """The exact source the Service runs (``python3 -c``): the :data:`PROGRAM` functions and the
@@ -566,5 +556,5 @@ def script() -> str:
     here = globals()
     parts = ['"""mlspec drift actions Service (generated from mlspec.generators.drift_actions; stdlib only)."""\n']
     parts += [inspect.getsource(here[name]) for name in PROGRAM]
-    parts.append(launcher_source())
+    parts.append(launcher_source())  # the schedule CronJob's launcher, read without importing kfp
     return "\n\n".join(parts) + '\n\nif __name__ == "__main__":\n    raise SystemExit(serve())\n'

@@ -881,12 +881,22 @@ def kubernetes_manifests(ctx: Context, ir: dict, platform: dict) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=1)
-def _trigger_script() -> str:
-    """The CronJob's script: :func:`kubeflow_components.trigger_run`, read once per process."""
-    import inspect
+def launcher_source() -> str:
+    """The source text of :func:`kubeflow_components.trigger_run` (the launcher the schedule's
+    CronJob and the drift target's retrain action run), read from its file without importing
+    the module, which imports kfp: the text ``inspect.getsource`` gives."""
+    import ast
+    from pathlib import Path
 
-    return (inspect.getsource(_steps().trigger_run)
-            + "\n\nif __name__ == \"__main__\":\n    raise SystemExit(trigger_run())\n")
+    text = Path(__file__).with_name("kubeflow_components.py").read_text(encoding="utf-8")
+    node = next(n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == "trigger_run")
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[node.lineno - 1:node.end_lineno])
+
+
+def _trigger_script() -> str:
+    """The CronJob's script: the launcher, then its call."""
+    return launcher_source() + "\n\nif __name__ == \"__main__\":\n    raise SystemExit(trigger_run())\n"
 
 
 #: The launcher's pod: a projected ServiceAccount token for the KFP API (audience
