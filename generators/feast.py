@@ -64,7 +64,8 @@ Windowed aggregations and CSV sources: prepared tables
     raw column instead leaves the aggregate out of the view's features; the Spark engine
     aggregates over tumbling windows of the first aggregation's size only
     (``spark/nodes.py``).  The pipeline's aggregate is a sliding one: the function over the
-    rows in ``(t - window, t]`` at each label time ``t``.  So a view with aggregations (and a
+    rows in ``[t - window, t)`` at each label time ``t`` (strictly before it; the
+    aggregation's ``closed`` may include ``t`` or exclude ``t - window`` instead).  So a view with aggregations (and a
     view over a CSV file, which Feast's ``FileSource`` cannot read) is served from a Parquet
     table that :func:`mlspec.generators.feast_prepare.prepare_tables` writes to
     ``<prepared root>/<spec>/<view>.parquet`` -- one row per entity and time the values can
@@ -312,7 +313,7 @@ def prepare_plan(ctx: Context) -> list[dict]:
             "field_dtypes": [f.dtype for f in view.fields],
             "ttl_seconds": units.parse_duration(view.ttl),
             "aggregations": [{"column": a.column, "function": a.function, "name": a.output_name,
-                              "window_seconds": units.parse_duration(a.window)} for a in view.aggregations],
+                              "window_seconds": units.parse_duration(a.window), "closed": a.closed} for a in view.aggregations],
             "output": prepared_path(ctx, view.name),
         })
     return out

@@ -11,14 +11,18 @@ Why a prepared table, not a ``BatchFeatureView`` with ``Aggregation`` (checked a
 real Feast 0.67.0, see ``generators/feast.py``): Feast's local compute engine refuses
 time-windowed aggregations, its Spark engine aggregates over tumbling windows of the
 *first* aggregation's size only, and neither gives what the training pipeline computes --
-the function over the rows in ``(t - window, t]`` at each query time ``t``.  So mlspec
-computes that itself, exactly as the pipeline's ``join_view_aggregations`` does, at every
-time the value can change, and Feast serves the result as a plain ``FeatureView``:
+the function over the rows in ``[t - window, t)`` at each query time ``t`` (by default;
+the aggregation's ``closed`` names the edges).  So mlspec computes that itself, exactly as
+the pipeline's ``join_view_aggregations`` does, at every time the value can change, and
+Feast serves the result as a plain ``FeatureView``:
 
-* an aggregate over ``(t - w, t]`` only changes when ``t`` reaches an event time ``e``
-  (``e`` enters) or ``e + w`` (``e`` leaves); a field with ``ttl`` only changes at ``e``
-  or when the latest row goes stale at ``e + ttl + 1µs``.  The prepared table has one row
-  per entity and such *change point* ``c``, holding the values as of ``c``;
+* an aggregate only changes when ``t`` passes an event time ``e`` (``e`` enters: at ``e``
+  when the window's right edge is closed, at ``e + 1µs`` when it is open, as for the
+  default ``[t - w, t)``) or ``e + w`` (``e`` leaves: at ``e + w + 1µs`` when the left edge
+  is closed, at ``e + w`` when it is open); a field with ``ttl`` only changes at ``e`` or
+  when the latest row goes stale at ``e + ttl + 1µs``.  Times are whole microseconds, as
+  the pipeline's ingest step stores them.  The prepared table has one row per entity and
+  such *change point* ``c``, holding the values as of ``c``;
 * so the latest prepared row at or before any time ``t`` holds exactly the values as of
   ``t``: Feast's point-in-time join (``get_historical_features``, view ``ttl`` 0) and its
   materialization (latest row up to the end time) both return what the pipeline computes.
@@ -34,7 +38,7 @@ Plan entries (JSON list, one per view; made by ``generators.feast.prepare_plan``
 
     {"view", "path", "format" ("parquet"|"csv"), "timestamp", "created_timestamp",
      "timestamp_columns", "keys", "key_dtypes", "fields", "field_dtypes", "ttl_seconds",
-     "aggregations": [{"column", "function", "name", "window_seconds"}], "output"}
+     "aggregations": [{"column", "function", "name", "window_seconds", "closed"}], "output"}
 
 Relative ``path``s resolve against ``data_root`` (as the pipeline's ingest step does);
 ``outputs`` (JSON object view -> path) overrides where each table is written.
@@ -134,7 +138,9 @@ def prepare_tables(plan: str, data_root: str, outputs: str = "{}") -> str:
             times = group[ts].to_numpy(dtype="datetime64[us]").astype("int64")
             points = set(times.tolist()) | {0}  # 1970-01-01: every entity has a row before its first event
             for a in aggs:
-                points.update((times + int(a["window_seconds"]) * 1_000_000).tolist())
+                left_closed, right_closed = a["closed"] in ("left", "both"), a["closed"] in ("right", "both")
+                points.update((times + (0 if right_closed else 1)).tolist())
+                points.update((times + int(a["window_seconds"]) * 1_000_000 + (1 if left_closed else 0)).tolist())
             if fields and ttl_us > 0:
                 points.update((times + ttl_us + 1).tolist())
             columns = {c: group[c].to_numpy() for c in {a["column"] for a in aggs} | set(fields)}
@@ -147,8 +153,10 @@ def prepare_tables(plan: str, data_root: str, outputs: str = "{}") -> str:
                     fresh = hi > 0 and (ttl_us == 0 or point - times[hi - 1] <= ttl_us)
                     out[name].append(columns[name][hi - 1] if fresh else None)
                 for a in aggs:
-                    lo = int(np.searchsorted(times, point - int(a["window_seconds"]) * 1_000_000, side="right"))
-                    window = columns[a["column"]][lo:hi]
+                    start = point - int(a["window_seconds"]) * 1_000_000
+                    lo = int(np.searchsorted(times, start, side="left" if a["closed"] in ("left", "both") else "right"))
+                    end = hi if a["closed"] in ("right", "both") else int(np.searchsorted(times, point, side="left"))
+                    window = columns[a["column"]][lo:end]
                     if a["function"] != "count" and window.dtype != object:
                         window = window.astype("float64")
                     out[a["name"]].append(aggregate(window, a["function"]))

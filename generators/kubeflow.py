@@ -53,7 +53,8 @@ The pipeline
     sources of the feature service's views; Kafka/push sources read their
     ``batch_source``) → data-quality checks per source → the entity frame (label table)
     → one point-in-time join per view (fields: latest row ``≤`` label time and within
-    ``ttl``; aggregations: rows in ``(label time − window, label time]``) → training of
+    ``ttl``; aggregations: by default rows in ``[label time − window, label time)``, strictly
+    before the label, each aggregation's ``closed`` says otherwise) → training of
     every hyper-parameter candidate in a ``dsl.ParallelFor`` (``parallelism`` from the
     spec) → ``dsl.Collected`` fan-in → select the best → quality gate → register.
     The label source carries every join key of the service's views (validation checks it).
@@ -359,7 +360,7 @@ def plan(ctx: Context) -> Plan:
                                   ttl_seconds=units.parse_duration(view.ttl)))
         if view.aggregations:
             aggs = tuple({"column": a.column, "function": a.function, "name": a.output_name,
-                          "window_seconds": units.parse_duration(a.window)} for a in view.aggregations)
+                          "window_seconds": units.parse_duration(a.window), "closed": a.closed} for a in view.aggregations)
             joins.append(JoinStep(kind="aggregations", view=v, source=step.name, keys=keys,
                                   source_timestamp=step.timestamp, created_timestamp=step.created_timestamp,
                                   aggregations=aggs))

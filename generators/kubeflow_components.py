@@ -465,7 +465,10 @@ def join_view_aggregations(
     joined: Output[Dataset],
 ) -> str:
     """Point-in-time window aggregations: for each entity row, the function over the
-    source rows with the same keys and ``label_ts - window < source_ts <= label_ts``.
+    source rows with the same keys in the window before the label time, whose edges each
+    aggregation's ``closed`` names (as pandas' ``rolling``): ``left`` (the default)
+    ``label_ts - window <= source_ts < label_ts`` -- a row at the label's own time never
+    counts; ``right`` ``label_ts - window < source_ts <= label_ts``; ``both``; ``neither``.
     No rows in the window: count 0, every other function NaN (as SQL aggregates).
     Extends the ``snapshots`` of ``upstream`` like :func:`join_view_fields`."""
     import json
@@ -500,7 +503,12 @@ def join_view_aggregations(
     results = pd.DataFrame(index=queries["__q"])
     for spec in specs:
         window = pd.Timedelta(seconds=int(spec["window_seconds"]))
-        inside = pairs[pairs["__src_ts"] > pairs[entity_timestamp] - window]
+        closed = spec["closed"]
+        start = pairs[entity_timestamp] - window
+        after = pairs["__src_ts"] >= start if closed in ("left", "both") else pairs["__src_ts"] > start
+        before = pairs["__src_ts"] <= pairs[entity_timestamp] if closed in ("right", "both") \
+            else pairs["__src_ts"] < pairs[entity_timestamp]
+        inside = pairs[after & before]
         column, function, name = spec["column"], spec["function"], spec["name"]
         grouped = inside.groupby("__q")[column]
         if function == "count":

@@ -276,6 +276,11 @@ class Aggregation(Model):
         description="How far back the aggregation looks from each row's timestamp (positive; at most the view's ttl "
                     "when the view sets one).")
     name: Name | None = Field(None, description="Default: <column>_<function>_<window>.")
+    closed: Literal["left", "right", "both", "neither"] = Field(
+        "left", description="Which edges of the window count at a label time t, as pandas' rolling(closed=...). "
+                            "left (the default): rows from t - window up to but not including t, so a row at the "
+                            "label's own time (the event being predicted) never feeds its features; right: "
+                            "(t - window, t], rows at t included; both: [t - window, t]; neither: (t - window, t).")
 
     @property
     def output_name(self) -> str:
@@ -338,6 +343,11 @@ class Features(Model):
 class Label(Model):
     source: Name
     column: str
+    snapshot: bool = Field(
+        False, description="The label source is a snapshot table: every other column of a row was recorded at the "
+                           "row's timestamp, before the outcome in the label column was known. Only then may a "
+                           "served view read fields from the label source (the point-in-time join reads them from "
+                           "the label's own row); otherwise that is refused as label leakage.")
 
 
 class Container(Model):

@@ -722,34 +722,65 @@ class _Checker:
                            f"in the source, or leave it out of feature service '{t.feature_service}'", "feature-type")
 
     def leakage(self, t: m.Training) -> None:
-        """The model must not see its label: no served feature is the label column, and no
-        served view aggregates the label column of the label source.  (Other columns of the
-        label source may be features: a snapshot source holds the features and the outcome.)"""
+        """The model must not see its label, nor what was recorded with it:
+
+        * no served feature is the label column, and no served view aggregates the label
+          column of the label source;
+        * no served *field* comes from a view over the label source (or a stream whose batch
+          log it is): the point-in-time join would read it from the label's own row, written
+          with the outcome (e.g. a balance after the default it is meant to predict);
+        * an aggregation over the label source keeps its window open on the right (``closed:
+          left``, the default, or ``neither``), so the label's own row never counts.
+
+        ``training.label.snapshot: true`` says the label source's other columns were recorded
+        before the outcome was known (a snapshot table): then its fields and rows may be served.
+        History of the label source strictly before the label -- an aggregation of another
+        column with the default ``closed: left`` (e.g. a card's transaction count in the last
+        hour, for a fraud label on each transaction) -- is allowed: it was known before."""
         if t.feature_service in self._broken_services:
             return
         index = {v.name: i for i, v in enumerate(self.spec.features.views)}
         served = self.spec.served_features(t.feature_service)
         label_batch = {t.label.source}
+        same_row: dict[str, list[str]] = {}
         for view_name, feature in served:
             view = self.spec.view(view_name)
             base = ("features", "views", index[view_name])
+            source = self.spec.source(view.source)
+            sources = {view.source} | ({source.batch_source} if source is not None and source.type in ("kafka", "push") else set())
+            over_labels = bool(sources & label_batch)
             j = next((k for k, f in enumerate(view.fields) if f.name == feature), None)
             if j is not None:
                 if feature == t.label.column:
                     self.error(base + ("fields", j, "name"), f"label leakage: feature '{feature}' of view '{view_name}' is "
                                f"the label column '{t.label.column}' the model is trained to predict",
                                "remove it from the view, or serve the view without it", "leakage")
+                elif over_labels and not t.label.snapshot:
+                    same_row.setdefault(view_name, []).append(feature)
                 continue
             k, agg = next((k, a) for k, a in enumerate(view.aggregations) if a.output_name == feature)
-            source = self.spec.source(view.source)
-            sources = {view.source} | ({source.batch_source} if source is not None and source.type in ("kafka", "push") else set())
-            if agg.column == t.label.column and sources & label_batch:
+            if agg.column == t.label.column and over_labels:
                 self.error(base + ("aggregations", k, "column"), f"label leakage: feature '{feature}' of view '{view_name}' "
                            f"aggregates the label column '{t.label.column}' of the label source '{t.label.source}'",
                            "aggregate other columns; the model must not see its own label", "leakage")
             elif feature == t.label.column:
                 self.error(base + ("aggregations", k), f"label leakage: feature '{feature}' of view '{view_name}' has the "
                            f"name of the label column '{t.label.column}'", "name the aggregation differently", "leakage")
+            elif over_labels and agg.closed in ("right", "both") and not t.label.snapshot:
+                self.error(base + ("aggregations", k, "closed"), f"label leakage: feature '{feature}' of view "
+                           f"'{view_name}' aggregates the label source '{t.label.source}' with closed: {agg.closed}, "
+                           "so each label's own row counts in its features",
+                           "remove closed (the default, left, ends the window strictly before the label), or "
+                           "set training.label.snapshot: true if the row's other columns were recorded before the "
+                           "outcome", "leakage")
+        for view_name, features in same_row.items():
+            listed = ", ".join(f"'{f}'" for f in features)
+            self.error(("features", "views", index[view_name], "source"), f"label leakage: view '{view_name}' reads "
+                       f"the label source '{t.label.source}', so field(s) {listed} would be joined from each label's "
+                       "own row, recorded with the outcome", "read these features from a source of their own (what "
+                       "was known before the label), aggregate them over the label source's earlier rows (an "
+                       "aggregation's default closed: left ends strictly before the label), or, if every other "
+                       "column was recorded before the outcome, say so with training.label.snapshot: true", "leakage")
 
     def metric(self, t: m.Training) -> None:
         """The metric's direction and range, the estimator, and whether they fit each other."""

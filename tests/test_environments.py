@@ -40,7 +40,7 @@ features:
   services:
     - {{name: svc, features: [profile]}}
 training:
-  label: {{source: customers, column: support_calls}}
+  label: {{source: customers, column: support_calls, snapshot: true}}
   feature_service: svc
   estimator: sklearn.linear_model.LogisticRegression
   metric: {{name: accuracy, goal: maximize, threshold: 0.5}}

@@ -171,7 +171,8 @@ def test_aggregation_and_csv_views_are_prepared_and_read_with_ttl_zero(tmp_path)
     assert ft.materialization_commands(ctx)[0] == "python3 ../jobs/prepare.py"
 
 
-def test_prepared_tables_give_the_pipelines_aggregates_at_every_label_time(tmp_path):
+@pytest.mark.parametrize("closed", ["left", "right"])
+def test_prepared_tables_give_the_pipelines_aggregates_at_every_label_time(tmp_path, closed):
     """prepare_tables + a latest-row-at-or-before lookup == kubeflow_components.join_view_aggregations."""
     import pandas as pd
 
@@ -180,6 +181,8 @@ def test_prepared_tables_give_the_pipelines_aggregates_at_every_label_time(tmp_p
 
     r, ctx = ctx_of(tmp_path, "churn")
     [entry] = ft.prepare_plan(ctx)
+    assert {a["closed"] for a in entry["aggregations"]} == {"left"}  # the examples keep the default
+    entry["aggregations"] = [{**a, "closed": closed} for a in entry["aggregations"]]
     out = tmp_path / "spend.parquet"
     feast_prepare.prepare_tables(json.dumps([entry]), str(r.base_dir), json.dumps({"customer_spend": str(out)}))
     prepared = pd.read_parquet(out)

@@ -626,7 +626,8 @@ def test_field_join_is_point_in_time_with_ttl(tmp_path):
     assert math.isnan(got2[0]) and math.isnan(got2[1]) and got2[2] == 50.0  # older than the ttl: NaN
 
 
-def test_window_aggregations_are_left_open_right_closed(tmp_path):
+@pytest.mark.parametrize("closed", ["left", "right"])
+def test_window_aggregations_by_closed_edge(tmp_path, closed):
     from mlspec.generators.kubeflow_components import join_view_aggregations
 
     entity = _write(tmp_path, "e", pd.DataFrame({"k": [1, 2], "t": _ts("2026-01-10T12:00", "2026-01-10T12:00")}))
@@ -634,7 +635,7 @@ def test_window_aggregations_are_left_open_right_closed(tmp_path):
         "k": [1, 1, 1, 1],
         "ts": _ts("2026-01-10T11:00", "2026-01-10T12:00", "2026-01-10T10:00", "2026-01-10T12:01"),
         "amount": [1.0, 2.0, 4.0, 8.0]}))
-    aggs = [{"column": "amount", "function": f, "name": f"{f}_2h", "window_seconds": 7200}
+    aggs = [{"column": "amount", "function": f, "name": f"{f}_2h", "window_seconds": 7200, "closed": closed}
             for f in ("sum", "count", "mean", "max", "last", "std")]
     out = _artifact(tmp_path / "o")
     join_view_aggregations(view="v", keys='["k"]', entity_timestamp="t", source_timestamp="ts",
@@ -642,9 +643,12 @@ def test_window_aggregations_are_left_open_right_closed(tmp_path):
                                        upstream="{}", entity=entity, source=src, joined=out)
     got = pd.read_parquet(out.path)
     first = got.iloc[0]
-    # (10:00, 12:00]: 11:00 and 12:00 count; 10:00 is on the open edge; 12:01 is in the future
-    assert first["sum_2h"] == 3.0 and first["count_2h"] == 2 and first["mean_2h"] == 1.5
-    assert first["max_2h"] == 2.0 and first["last_2h"] == 2.0
+    if closed == "left":  # [10:00, 12:00): 10:00 and 11:00; the row at the label's time is not seen; 12:01 is later
+        assert first["sum_2h"] == 5.0 and first["count_2h"] == 2 and first["mean_2h"] == 2.5
+        assert first["max_2h"] == 4.0 and first["last_2h"] == 1.0
+    else:  # (10:00, 12:00]: 11:00 and 12:00 count; 10:00 is on the open edge
+        assert first["sum_2h"] == 3.0 and first["count_2h"] == 2 and first["mean_2h"] == 1.5
+        assert first["max_2h"] == 2.0 and first["last_2h"] == 2.0
     second = got.iloc[1]
     assert second["count_2h"] == 0 and math.isnan(second["sum_2h"]) and math.isnan(second["mean_2h"])
     assert got["count_2h"].dtype == "int64"

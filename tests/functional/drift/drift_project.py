@@ -71,7 +71,7 @@ def spec_text(method: str, *, features: list[str] | None = None, p_value: float 
           services:
             - {name: svc, features: [profile]}
         training:
-          label: {source: customers, column: churned}
+          label: {source: customers, column: churned, snapshot: true}
           feature_service: svc
           estimator: sklearn.linear_model.LogisticRegression
           metric: {name: accuracy, goal: maximize, threshold: 0.5}

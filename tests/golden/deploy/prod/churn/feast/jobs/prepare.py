@@ -5,7 +5,7 @@ Run in the Feast server pod from the repository folder before materializing:
     python3 ../jobs/prepare.py
 """
 
-PLAN = '[{"aggregations": [{"column": "amount", "function": "sum", "name": "spend_30d", "window_seconds": 2592000}, {"column": "amount", "function": "count", "name": "purchases_30d", "window_seconds": 2592000}, {"column": "amount", "function": "mean", "name": "avg_basket_7d", "window_seconds": 604800}], "created_timestamp": "", "field_dtypes": [], "fields": [], "format": "parquet", "key_dtypes": ["int64"], "keys": ["customer_id"], "output": "s3://acme-ml-prod/pipelines/feast/churn/customer_spend.parquet", "path": "data/transactions.parquet", "timestamp": "event_timestamp", "timestamp_columns": ["event_timestamp"], "ttl_seconds": 2592000, "view": "customer_spend"}]'
+PLAN = '[{"aggregations": [{"closed": "left", "column": "amount", "function": "sum", "name": "spend_30d", "window_seconds": 2592000}, {"closed": "left", "column": "amount", "function": "count", "name": "purchases_30d", "window_seconds": 2592000}, {"closed": "left", "column": "amount", "function": "mean", "name": "avg_basket_7d", "window_seconds": 604800}], "created_timestamp": "", "field_dtypes": [], "fields": [], "format": "parquet", "key_dtypes": ["int64"], "keys": ["customer_id"], "output": "s3://acme-ml-prod/pipelines/feast/churn/customer_spend.parquet", "path": "data/transactions.parquet", "timestamp": "event_timestamp", "timestamp_columns": ["event_timestamp"], "ttl_seconds": 2592000, "view": "customer_spend"}]'
 DATA_ROOT = 's3://acme-ml-prod/pipelines/data/churn'
 
 
@@ -102,7 +102,9 @@ def prepare_tables(plan: str, data_root: str, outputs: str = "{}") -> str:
             times = group[ts].to_numpy(dtype="datetime64[us]").astype("int64")
             points = set(times.tolist()) | {0}  # 1970-01-01: every entity has a row before its first event
             for a in aggs:
-                points.update((times + int(a["window_seconds"]) * 1_000_000).tolist())
+                left_closed, right_closed = a["closed"] in ("left", "both"), a["closed"] in ("right", "both")
+                points.update((times + (0 if right_closed else 1)).tolist())
+                points.update((times + int(a["window_seconds"]) * 1_000_000 + (1 if left_closed else 0)).tolist())
             if fields and ttl_us > 0:
                 points.update((times + ttl_us + 1).tolist())
             columns = {c: group[c].to_numpy() for c in {a["column"] for a in aggs} | set(fields)}
@@ -115,8 +117,10 @@ def prepare_tables(plan: str, data_root: str, outputs: str = "{}") -> str:
                     fresh = hi > 0 and (ttl_us == 0 or point - times[hi - 1] <= ttl_us)
                     out[name].append(columns[name][hi - 1] if fresh else None)
                 for a in aggs:
-                    lo = int(np.searchsorted(times, point - int(a["window_seconds"]) * 1_000_000, side="right"))
-                    window = columns[a["column"]][lo:hi]
+                    start = point - int(a["window_seconds"]) * 1_000_000
+                    lo = int(np.searchsorted(times, start, side="left" if a["closed"] in ("left", "both") else "right"))
+                    end = hi if a["closed"] in ("right", "both") else int(np.searchsorted(times, point, side="left"))
+                    window = columns[a["column"]][lo:end]
                     if a["function"] != "count" and window.dtype != object:
                         window = window.astype("float64")
                     out[a["name"]].append(aggregate(window, a["function"]))
