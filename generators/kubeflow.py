@@ -672,6 +672,9 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
             extra["detector"] = fit.outputs["detector"]
         if announce:  # the champion to compare with comes with each run (see run_parameters)
             extra.update(announce=announce, champion_uri=champion_uri)
+        strings = [f for f, dtype in spec.served_dtypes(training.feature_service).items() if dtype == "string"]
+        if strings:  # served as columns of raw values (see steps.register_model)
+            extra["string_features"] = json.dumps([f for f in p.feature_columns if f in strings])
         register = register_model(
             registry_root=registry_root, model_name=spec.name,
             pipeline_version=version_name, lineage=lineage, snapshots=lineage_so_far,

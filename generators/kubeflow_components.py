@@ -852,6 +852,7 @@ def register_model(
     detector: Optional[Input[Artifact]] = None,
     announce: str = "",
     champion_uri: str = "",
+    string_features: str = "[]",
 ) -> str:
     """Write the model, its metrics, parameters and lineage into the registry:
     ``<registry_root>/<model_name>/<version>/{model/, metrics.json, params.json,
@@ -870,7 +871,13 @@ def register_model(
         inputs             one FP64 tensor named after ``feature_service``, shape
                            [-1, n_features], columns in ``feature_columns`` order (the
                            feature service's order, also in parameters.feature_names);
-                           parameters.content_type "np"; missing values are JSON null
+                           parameters.content_type "np"; missing values are JSON null.
+                           With ``string_features`` (JSON list; served strings, which a
+                           tensor of numbers cannot carry): one input per feature, in
+                           that order, shape [-1, 1] -- BYTES with content_type "str" for
+                           a string, FP64 "np" for the rest -- and the model's
+                           parameters.content_type "pd", so MLServer hands the fitted
+                           Pipeline a DataFrame of raw values named by feature
         outputs            predict: shape [-1, 1] (datatype of the class labels; FP64 for
                            a regressor); predict_proba (classifiers): FP64 [-1, n_classes]
         platform/versions  sklearn / scikit-learn/<version that registered it>
@@ -932,7 +939,7 @@ def register_model(
         bits = str(dtype.itemsize * 8)
         return {"b": "BOOL", "i": "INT" + bits, "u": "UINT" + bits, "f": "FP" + bits}.get(dtype.kind, "BYTES")
 
-    def mlserver_sklearn_settings(joblib_path: str, service: str, features: list) -> dict:
+    def mlserver_sklearn_settings(joblib_path: str, service: str, features: list, strings: list) -> dict:
         import joblib
         import numpy as np
         import sklearn
@@ -956,11 +963,21 @@ def register_model(
                 outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]})
         else:
             outputs.append({"name": "predict", "datatype": "FP64", "shape": [-1, int(getattr(final, "n_outputs_", 1))]})
+        parameters = {"uri": "./model.joblib", "version": version, "extra": {"predict_fn": "predict"}}
+        if strings:  # columns of raw values: MLServer's PandasCodec builds the DataFrame
+            unknown = sorted(set(strings) - set(features))
+            if unknown:
+                fail(f"string feature(s) {unknown} are not among the features {list(features)}")
+            parameters["content_type"] = "pd"
+            inputs = [{"name": f, "datatype": "BYTES" if f in strings else "FP64", "shape": [-1, 1],
+                       "parameters": {"content_type": "str" if f in strings else "np"}} for f in features]
+        else:
+            inputs = [{"name": service, "datatype": "FP64", "shape": [-1, len(features)],
+                       "parameters": {"content_type": "np", "feature_names": list(features)}}]
         return {
             "implementation": "mlserver_sklearn.SKLearnModel",
-            "parameters": {"uri": "./model.joblib", "version": version, "extra": {"predict_fn": "predict"}},
-            "inputs": [{"name": service, "datatype": "FP64", "shape": [-1, len(features)],
-                        "parameters": {"content_type": "np", "feature_names": list(features)}}],
+            "parameters": parameters,
+            "inputs": inputs,
             "outputs": outputs,
             "platform": "sklearn",
             "versions": [f"scikit-learn/{sklearn.__version__}"],
@@ -972,7 +989,8 @@ def register_model(
         joblib_path = os.path.join(registered.path, "model.joblib")
         if not os.path.isfile(joblib_path):
             fail("the trained model has no model.joblib")
-        settings = mlserver_sklearn_settings(joblib_path, feature_service, json.loads(feature_columns))
+        settings = mlserver_sklearn_settings(joblib_path, feature_service, json.loads(feature_columns),
+                                             json.loads(string_features))
         with open(os.path.join(registered.path, "model-settings.json"), "w", encoding="utf-8") as handle:
             handle.write(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 

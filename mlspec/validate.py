@@ -911,6 +911,12 @@ class _Checker:
         from .drift import method_problem  # light: no numpy/scipy at import
 
         dtypes = {} if broken else self.spec.served_dtypes(service)
+        strings = [f for f, dtype in dtypes.items() if dtype == "string"]
+        if strings:
+            self.error(base, f"drift detection reads each served request as one tensor of numbers, but feature service "
+                       f"'{service}' serves string feature(s) {', '.join(repr(f) for f in strings)}, so the model is "
+                       "served one column per feature (raw values for its encoder)",
+                       "encode them as numbers in the source to monitor this model, or remove drift", "drift")
         for j, feature in enumerate([] if broken else d.features):  # a broken service is reported once, there
             if feature not in served:
                 self.error(base + ("features", j), f"drift feature '{feature}' is not served by feature service '{self.spec.training.feature_service}'",

@@ -5,8 +5,9 @@ Feast, nothing of mlspec's Feast target.  Times are integer microseconds since t
 
 * a field at time ``T``: the latest row (by timestamp, then created timestamp, then file
   order) with ``ts <= T``; with ``ttl`` > 0 nothing when ``T - ts > ttl`` (historical reads);
-* an aggregate at ``T``: the function over the non-null values of the rows with
-  ``T - window < ts <= T`` -- count 0 and every other function null when there are none;
+* an aggregate at ``T``: the function over the non-null values of the rows in the window
+  its ``closed`` names -- by default ``T - window <= ts < T`` (strictly before ``T``) --
+  count 0 and every other function null when there are none;
   null (Feast has no row) when the entity is not in the source at all;
 * online, after materializing ``[start, end]``: fields are the latest row in that range
   (Feast's SQLite online store does not apply ``ttl`` when reading), aggregates are as of
@@ -157,7 +158,9 @@ class Oracle:
         if not rows:  # the entity is not in the source: Feast has no row for it
             return None
         window = self.units.parse_duration(agg.window) * US
-        inside = sorted((r for r in rows if r[ts] is not None and at - window < r[ts] <= at),
+        after = (lambda t: t >= at - window) if agg.closed in ("left", "both") else (lambda t: t > at - window)
+        before = (lambda t: t <= at) if agg.closed in ("right", "both") else (lambda t: t < at)
+        inside = sorted((r for r in rows if r[ts] is not None and after(r[ts]) and before(r[ts])),
                         key=lambda r: (r[ts], r["__order"]))
         return _aggregate([r[agg.column] for r in inside], agg.function)
 

@@ -85,7 +85,9 @@ def naive_features(spec, base_dir: Path) -> pd.DataFrame:
                 continue
             agg = next(a for a in view.aggregations if a.output_name == feature)
             window = pd.Timedelta(seconds=units.parse_duration(agg.window))
-            inside = match[(ts > t - window) & (ts <= t)].sort_values(src.timestamp, kind="mergesort")[agg.column]
+            after = (ts >= t - window) if agg.closed in ("left", "both") else (ts > t - window)
+            before = (ts <= t) if agg.closed in ("right", "both") else (ts < t)
+            inside = match[after & before].sort_values(src.timestamp, kind="mergesort")[agg.column]
             if agg.function == "count":
                 row[feature] = int(inside.notna().sum())
             elif inside.dropna().empty:

@@ -213,3 +213,59 @@ def test_mlserver_serves_the_registered_churn_model_as_scikit_learn_predicts(mls
             assert proba["name"] == "predict_proba" and proba["shape"] == [len(rows), 2]
             assert proba["datatype"] == declared["predict_proba"]["datatype"] == "FP64"
             assert proba["data"] == pytest.approx([p for row in expected_proba for p in row], rel=0, abs=1e-12)
+
+
+def _preprocessing_helpers():
+    """``tests/functional/run_local/test_run_local_preprocessing.py`` (``write_project``: a
+    store-demand regression with a string feature), loaded by path as above."""
+    path = ROOT / "tests" / "functional" / "run_local" / "test_run_local_preprocessing.py"
+    module = sys.modules.get("test_run_local_preprocessing")
+    if module is not None and Path(module.__file__).resolve() == path:
+        return module
+    spec = importlib.util.spec_from_file_location("test_run_local_preprocessing", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["test_run_local_preprocessing"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_mlserver_serves_a_string_feature_model_from_raw_values(mlserver_bin, tmp_path):
+    """A model with a string feature is served column by column: MLServer's PandasCodec hands
+    the registered Pipeline a DataFrame of raw values (a string store type, unseen ones and a
+    null included), and the answers are what the Pipeline loaded with joblib predicts."""
+    import pandas as pd
+
+    with time_limit(TEST_TIMEOUT_S, "the string-feature runtime test"):
+        folder = tmp_path / "store-demand"
+        _preprocessing_helpers().write_project(folder)
+        out = tmp_path / "out"
+        code, output = LOCAL.run(folder / "mlops.yaml", out)
+        assert code == 0, output
+        version_dir = LOCAL.registered(out, "store-demand")
+        model_dir = version_dir / "model"
+        settings = json.loads((model_dir / "model-settings.json").read_text())
+        assert settings["parameters"]["content_type"] == "pd"
+        assert settings["inputs"] == [
+            {"name": "store_type", "datatype": "BYTES", "shape": [-1, 1], "parameters": {"content_type": "str"}},
+            {"name": "size_sqm", "datatype": "FP64", "shape": [-1, 1], "parameters": {"content_type": "np"}}]
+        direct = joblib.load(model_dir / "model.joblib")
+        rows = pd.DataFrame({"store_type": ["mall", "street", "outlet", "kiosk", "mall", None],
+                             "size_sqm": [250.0, 250.0, 120.5, 250.0, float("nan"), 300.0]})
+        expected = direct.predict(rows).tolist()
+        assert expected[0] - expected[1] > 20  # the mall effect: the string reached the encoder
+
+        with mlserver(mlserver_bin, model_dir, "store-demand", tmp_path) as (url, log_path):
+            status, metadata = http("GET", f"{url}/v2/models/store-demand")
+            assert status == 200, metadata
+            assert metadata["inputs"] == settings["inputs"]
+            request = {"inputs": [
+                {"name": "store_type", "datatype": "BYTES", "shape": [len(rows), 1],
+                 "data": [None if pd.isna(v) else v for v in rows.store_type]},
+                {"name": "size_sqm", "datatype": "FP64", "shape": [len(rows), 1],
+                 "data": [None if math.isnan(v) else v for v in rows.size_sqm]}]}
+            status, answer = http("POST", f"{url}/v2/models/store-demand/infer", request)
+            assert status == 200, f"{answer}\n{_log_tail(log_path)}"
+            [predicted] = answer["outputs"]
+            assert predicted["name"] == "predict" and predicted["datatype"] == "FP64"
+            assert predicted["data"] == pytest.approx(expected, rel=0, abs=1e-9)
