@@ -282,6 +282,7 @@ class _SchemaElement:
     logical: int | None = None  # the id of the LogicalType union member that is set
     int_bits: int | None = None  # LogicalType INTEGER: bitWidth
     int_signed: bool = True  # LogicalType INTEGER: isSigned
+    time_unit: int | None = None  # LogicalType TIMESTAMP: the TimeUnit member (1 ms, 2 us, 3 ns)
 
     @property
     def is_group(self) -> bool:
@@ -289,6 +290,11 @@ class _SchemaElement:
 
 
 def _read_parquet(path: Path) -> dict[str, str]:
+    return _top_level_columns(_schema_elements(_CompactReader(_parquet_footer(path))))
+
+
+def _parquet_footer(path: Path) -> bytes:
+    """The footer's ``FileMetaData`` bytes, after checking the magic numbers and sizes."""
     with path.open("rb") as f:
         size = f.seek(0, os.SEEK_END)
         if size < 12:  # magic + footer length + magic
@@ -314,7 +320,7 @@ def _read_parquet(path: Path) -> dict[str, str]:
         footer = f.read(footer_len)
     if len(footer) != footer_len:
         raise DataFileError("truncated Parquet file: footer cut short")
-    return _top_level_columns(_schema_elements(_CompactReader(footer)))
+    return footer
 
 
 def _schema_elements(r: _CompactReader) -> Iterator[_SchemaElement]:
@@ -369,6 +375,15 @@ def _read_logical_type(r: _CompactReader, el: _SchemaElement) -> None:
             r.skip_field(ftype, 2)
             continue
         el.logical = member
+        if member == _L_TIMESTAMP:
+            for field_id, ttype in r.fields(3):  # TimestampType: 2 is the unit, a union of empty structs
+                if field_id == 2 and ttype == _T_STRUCT:
+                    for unit, utype in r.fields(4):
+                        el.time_unit = unit
+                        r.skip_field(utype, 4)
+                else:
+                    r.skip_field(ttype, 3)
+            continue
         if member != _L_INTEGER:
             r.skip(_T_STRUCT, 2)
             continue
@@ -561,3 +576,141 @@ _READERS: dict[str, Callable[[Path], dict[str, str]]] = {
     "parquet": _read_parquet,
     "csv": _read_csv,
 }
+
+
+# --------------------------------------------------------------------------------------
+# time spans
+# --------------------------------------------------------------------------------------
+
+#: Microseconds per unit of a Parquet timestamp: TimeUnit MILLIS, MICROS, NANOS; the legacy
+#: ConvertedType TIMESTAMP_MILLIS (9), TIMESTAMP_MICROS (10).
+_UNIT_US = {1: 1000.0, 2: 1.0, 3: 0.001}
+_CONVERTED_UNIT = {9: 1, 10: 2}
+_US_PER_DAY = 86_400_000_000
+
+
+def time_span(path: str | os.PathLike[str], fmt: str | None, column: str) -> tuple[float, float] | None:
+    """The earliest and latest non-null time in ``column``, as microseconds since the epoch
+    (UTC), read as the pipeline's ingest step reads times: numbers are Unix seconds, strings
+    ISO 8601 (naive means UTC).  None when that cannot be told cheaply and surely: a Parquet
+    file without min/max statistics for the column in every row group, an INT96 column, a
+    CSV value that is neither, no value at all.  Parquet: the footer's statistics alone;
+    CSV: one pass over the column with the standard library."""
+    path = Path(path)
+    fmt = fmt or _FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    try:
+        if fmt == "parquet":
+            return _parquet_span(_parquet_footer(path), column)
+        if fmt == "csv":
+            return _csv_span(path, column)
+    except (OSError, csv.Error, ValueError):  # DataFileError is a ValueError: read_columns reports those
+        return None
+    return None
+
+
+def _parquet_span(footer: bytes, column: str) -> tuple[float, float] | None:
+    import struct
+
+    r = _CompactReader(footer)
+    element: _SchemaElement | None = None
+    lows: list[float] = []
+    highs: list[float] = []
+    groups = 0
+    for field_id, ftype in r.fields(0):
+        if field_id == 2 and ftype == _T_LIST:
+            _, size = r.collection()
+            elements = [_read_schema_element(r) for _ in range(size)]
+            element = next((e for e in elements[1:] if e.name == column and not e.is_group), None)
+        elif field_id == 4 and ftype == _T_LIST and element is not None:
+            _, groups = r.collection()
+            for _ in range(groups):
+                span = _row_group_span(r, column)
+                if span is None:
+                    return None
+                lows.append(span[0])
+                highs.append(span[1])
+        else:
+            r.skip_field(ftype, 0)
+    if element is None or not groups or element.physical not in (_INT32, _INT64, _FLOAT, _DOUBLE):
+        return None
+    if element.physical in (_FLOAT, _DOUBLE):
+        fmt_, scale = ("<f" if element.physical == _FLOAT else "<d"), 1_000_000.0  # Unix seconds
+    elif element.logical == _L_DATE or element.converted == _C_DATE:
+        fmt_, scale = "<i", float(_US_PER_DAY)
+    elif element.logical == _L_TIMESTAMP or element.converted in _C_TIMESTAMP:
+        unit = element.time_unit if element.logical == _L_TIMESTAMP else _CONVERTED_UNIT[element.converted]
+        if unit not in _UNIT_US:
+            return None
+        fmt_, scale = ("<i" if element.physical == _INT32 else "<q"), _UNIT_US[unit]
+    elif element.logical is None and element.converted is None:  # a plain integer: Unix seconds
+        fmt_, scale = ("<i" if element.physical == _INT32 else "<q"), 1_000_000.0
+    else:
+        return None
+    width = struct.calcsize(fmt_)
+    if any(len(v) != width for v in lows + highs):
+        return None
+    low = min(struct.unpack(fmt_, v)[0] for v in lows) * scale
+    high = max(struct.unpack(fmt_, v)[0] for v in highs) * scale
+    return low, high
+
+
+def _row_group_span(r: _CompactReader, column: str) -> tuple[bytes, bytes] | None:
+    """The plain-encoded min and max of ``column`` in one ``RowGroup`` (None: no statistics)."""
+    found: tuple[bytes, bytes] | None = None
+    for field_id, ftype in r.fields(1):
+        if field_id != 1 or ftype != _T_LIST:
+            r.skip_field(ftype, 1)
+            continue
+        _, chunks = r.collection()
+        for _ in range(chunks):
+            for chunk_field, ctype in r.fields(2):
+                if chunk_field != 3 or ctype != _T_STRUCT:  # ColumnChunk.meta_data
+                    r.skip_field(ctype, 2)
+                    continue
+                path: list[str] = []
+                stats: dict[int, bytes] = {}
+                for meta_field, mtype in r.fields(3):
+                    if meta_field == 3 and mtype == _T_LIST:  # path_in_schema
+                        _, parts = r.collection()
+                        path = [r.take(r.varint()).decode("utf-8", "replace") for _ in range(parts)]
+                    elif meta_field == 12 and mtype == _T_STRUCT:  # Statistics
+                        for stat_field, stype in r.fields(4):
+                            if stat_field in (1, 2, 5, 6) and stype == _T_BINARY:
+                                stats[stat_field] = r.take(r.varint())
+                            else:
+                                r.skip_field(stype, 4)
+                    else:
+                        r.skip_field(mtype, 3)
+                if path == [column]:
+                    low, high = stats.get(6, stats.get(2)), stats.get(5, stats.get(1))  # min_value/max_value first
+                    found = (low, high) if low is not None and high is not None else None
+    return found
+
+
+def _csv_span(path: Path, column: str) -> tuple[float, float] | None:
+    with path.open("rb") as f:
+        reader = csv.reader(_utf8_lines(f))
+        header = next((row for row in reader if row), None)
+        if header is None or column not in header:
+            return None
+        index = header.index(column)
+        values = [row[index].strip() for row in reader if len(row) > index and row[index].strip()]
+    if not values:
+        return None
+    if all(_FLOAT_RE.fullmatch(v) for v in values):  # pandas reads an all-number column as numbers: seconds
+        seconds = [float(v) for v in values]
+        if any(x != x or x in (float("inf"), float("-inf")) for x in seconds):
+            return None
+        return min(seconds) * 1_000_000.0, max(seconds) * 1_000_000.0
+    stamps = []
+    for v in values:
+        m = _DATETIME_RE.fullmatch(v)
+        if m is None or not _valid_datetime(m):
+            return None
+        text = v[:-1] + "+00:00" if v[-1] in "zZ" else v
+        moment = _dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=_dt.timezone.utc)
+        stamps.append(moment)
+    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    return ((min(stamps) - epoch) / _dt.timedelta(microseconds=1), (max(stamps) - epoch) / _dt.timedelta(microseconds=1))

@@ -656,6 +656,53 @@ class _Checker:
                        "remove test_size to hold out everything at or after the cutoff", "split")
         if split.gap is not None and units.parse_duration(split.gap) == 0:
             self.error(base + ("gap",), "a gap of 0 is no embargo", "remove gap, or give the embargo, e.g. 7d", "split")
+            return
+        self.split_parts(t)
+
+    def split_parts(self, t: m.Training) -> None:
+        """A time split over a local label file must leave both parts non-empty.  Only what is
+        sure from the file's earliest and latest label time (the rows training keeps are a
+        subset, so the verdict holds for them): with a cutoff, no label at or after it (an
+        empty hold-out) or none more than ``gap`` before it (an empty training part); with
+        ``test_size``, every label within ``gap`` of the latest (the hold-out always has one)."""
+        from datetime import datetime, timezone
+
+        from .datafiles import time_span
+
+        src = self.spec.source(t.label.source)
+        if src is not None and src.type in ("kafka", "push"):
+            src = self.spec.source(src.batch_source)
+        if (self.read_columns is None or self.base_dir is None or src is None or src.type != "file"
+                or "://" in src.path or not src.timestamp or not (self.base_dir / src.path).is_file()):
+            return
+        span = time_span(self.base_dir / src.path, src.file_format, src.timestamp)
+        if span is None:
+            return
+        split, base = t.split, ("training", "split")
+        gap_us = units.parse_duration(split.gap) * 1_000_000 if split.gap else 0
+
+        def when(us: float) -> str:
+            return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+        labels = f"the labels in {src.path} run from {when(span[0])} to {when(span[1])}"
+        if split.cutoff is not None:
+            cutoff = (units.parse_timestamp(split.cutoff) - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1e6
+            if span[1] < cutoff:
+                self.error(base + ("cutoff",), f"time split: the hold-out would be empty, no label is at or after the "
+                           f"cutoff {split.cutoff} ({labels})", "move the cutoff into the labels' time range, or "
+                           "use test_size to hold out the latest fraction", "split")
+            elif span[0] >= cutoff - gap_us:
+                where = "before the cutoff" if not gap_us else f"more than the gap {split.gap} before the cutoff"
+                self.error(base + ("gap" if gap_us and span[0] < cutoff else "cutoff",), f"time split: the training part "
+                           f"would be empty, no label is {where} {split.cutoff} ({labels})",
+                           "move the cutoff later" + (" or shorten the gap" if gap_us else ""), "split")
+        elif span[0] >= span[1] - gap_us:
+            one_time = span[0] == span[1]
+            what = "all labels share one time" if one_time else f"every label is within the gap {split.gap} of the latest"
+            self.error(base + ("gap",) if gap_us and not one_time else base + ("strategy",), f"time split: the training "
+                       f"part would be empty, {what} ({labels}), so nothing is old enough to train on",
+                       "shorten the gap" if gap_us and not one_time else
+                       "a time split needs labels at more than one time: use strategy: random, or more labels", "split")
 
     def timezone(self, t: m.Training) -> None:
         """``training.timezone`` must name a zone of the IANA tz database (Kubernetes loads the

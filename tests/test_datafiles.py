@@ -1001,3 +1001,50 @@ def test_import_does_not_pull_in_heavy_libraries(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# --- time_span: what validate knows of a time split's parts -------------------------------------
+
+
+def _us(text: str) -> float:
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) / dt.timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_time_span_of_parquet_comes_from_every_row_groups_statistics(tmp_path, unit):
+    from mlspec.datafiles import time_span
+
+    stamps = pd.to_datetime(["2024-03-01T12:00:00Z", None, "2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z",
+                             "2024-12-31T23:59:59Z"], utc=True).as_unit(unit)
+    path = tmp_path / "labels.parquet"
+    pd.DataFrame({"k": range(5), "ts": stamps}).to_parquet(path, row_group_size=2)  # three row groups
+    assert time_span(path, None, "ts") == (_us("2024-01-01T00:00:00Z"), _us("2024-12-31T23:59:59Z"))
+    assert time_span(path, "parquet", "missing") is None
+
+
+def test_time_span_of_parquet_numbers_and_dates_and_without_statistics(tmp_path):
+    from mlspec.datafiles import time_span
+
+    table = pa.table({"secs": pa.array([1_704_067_200, 1_709_294_400], pa.int64()),
+                      "day": pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 3)], pa.date32()),
+                      "text": pa.array(["2024-01-01", "2024-01-02"])})
+    pq.write_table(table, tmp_path / "a.parquet")
+    assert time_span(tmp_path / "a.parquet", None, "secs") == (1_704_067_200e6, 1_709_294_400e6)  # Unix seconds
+    assert time_span(tmp_path / "a.parquet", None, "day") == (_us("2024-01-01T00:00:00Z"), _us("2024-01-03T00:00:00Z"))
+    assert time_span(tmp_path / "a.parquet", None, "text") is None  # strings have no cheap, sure order
+    pq.write_table(table, tmp_path / "b.parquet", write_statistics=False)
+    assert time_span(tmp_path / "b.parquet", None, "secs") is None  # no statistics: unknown, not a guess
+
+
+def test_time_span_of_csv_reads_iso_times_and_unix_seconds_as_the_pipeline_does(tmp_path):
+    from mlspec.datafiles import time_span
+
+    (tmp_path / "iso.csv").write_text("k,ts\n1,2024-03-01T12:00:00Z\n2,\n3,2024-01-01\n4,2024-02-01T01:00:00+01:00\n")
+    assert time_span(tmp_path / "iso.csv", "csv", "ts") == (_us("2024-01-01T00:00:00Z"), _us("2024-03-01T12:00:00Z"))
+    (tmp_path / "secs.csv").write_text("k,ts\n1,1704067200\n2,1709294400.5\n")
+    assert time_span(tmp_path / "secs.csv", "csv", "ts") == (1_704_067_200e6, 1_709_294_400.5e6)
+    (tmp_path / "mixed.csv").write_text("k,ts\n1,1704067200\n2,yesterday\n")
+    assert time_span(tmp_path / "mixed.csv", "csv", "ts") is None
+    (tmp_path / "empty.csv").write_text("k,ts\n1,\n")
+    assert time_span(tmp_path / "empty.csv", "csv", "ts") is None
