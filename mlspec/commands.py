@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from importlib import resources
 from pathlib import Path
 from typing import IO, Callable
@@ -61,6 +60,8 @@ def guarded(fmt: str, command: Callable[[], int], out: IO[str] | None = None) ->
         out.write("mlspec: interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - this is the boundary
+        import traceback
+
         from .registry import TargetCrash
 
         detail = getattr(exc, "detail", "") if isinstance(exc, TargetCrash) else ""

@@ -502,6 +502,7 @@ def _read_csv(path: Path) -> dict[str, str]:
                 columns[name] = "unknown"
             kinds = [_ALL_KINDS] * len(header)
             seen = [False] * len(header)
+            classified: dict[str, int] = {}  # value -> _classify(value): ids, flags and dates repeat
             rows = 0
             for row in reader:
                 if not row:
@@ -515,7 +516,10 @@ def _read_csv(path: Path) -> dict[str, str]:
                     value = cell.strip()
                     if value and kinds[i]:
                         seen[i] = True
-                        kinds[i] &= _classify(value)
+                        kind = classified.get(value)
+                        if kind is None:
+                            kind = classified[value] = _classify(value)
+                        kinds[i] &= kind
                 rows += 1
                 if rows == CSV_SAMPLE_ROWS:
                     break

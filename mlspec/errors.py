@@ -9,7 +9,6 @@ as editors and GitHub annotations count them.  Several problems travel together 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -90,6 +89,8 @@ class SpecErrors(Exception):
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str | None:
     """A "did you mean ..." hint for a misspelt key or name, or None."""
+    import difflib  # here: only a misspelling needs it
+
     matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     if matches:
         return f"did you mean '{matches[0]}'?"

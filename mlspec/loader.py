@@ -104,8 +104,15 @@ _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 
 
+#: What a plain scalar that resolves to anything but a string can start with (``$`` in
+#: ``_NULL`` also matches a lone line feed).
+_NOT_STRING_START = frozenset("~nNtTfF+-.0123456789\n")
+
+
 def resolve_plain(value: str) -> Any:
     """Resolve an untagged plain scalar by the YAML 1.2 core schema."""
+    if value and value[0] not in _NOT_STRING_START:
+        return value  # no pattern below can match: most keys and names
     if _NULL.match(value):
         return None
     if value in _BOOL:
@@ -295,6 +302,7 @@ class _Composer:
     def _stream(self, events) -> Any:
         from yaml import events as ev
 
+        self.ev = ev  # the event classes, for _node and _mapping: imported once, not per node
         data: Any = None
         documents = 0
         empty_mark = None
@@ -339,8 +347,7 @@ class _Composer:
         return tag
 
     def _node(self, event, events, path: Path_, depth: int) -> Any:
-        from yaml import events as ev
-
+        ev = self.ev
         if isinstance(event, ev.AliasEvent):
             if event.anchor not in self.anchors:
                 raise self.fail(f"unknown alias '*{event.anchor}'", event.start_mark)
@@ -379,8 +386,7 @@ class _Composer:
         return value
 
     def _mapping(self, events, path: Path_, depth: int) -> dict:
-        from yaml import events as ev
-
+        ev = self.ev
         value: dict = {}
         key_marks: dict[Any, Any] = {}
         merges: list[tuple[Any, Any]] = []

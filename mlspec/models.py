@@ -54,10 +54,58 @@ class FieldError(ValueError):
         self.field = field
 
 
+def _empty_list() -> list:
+    return []
+
+
+def _empty_dict() -> dict:
+    return {}
+
+
+#: ``default_factory=list`` costs pydantic an ``inspect.signature(list)``, which parses list's
+#: text signature with the tokenizer (~4 ms the first time, for its regex); these are the same.
+_PLAIN_FACTORIES = {list: _empty_list, dict: _empty_dict}
+
+
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)  # as with default_factory: no "default" in the JSON Schema
+
+
 class Model(BaseModel):
+    """The base of every model of the spec and the environment files.
+
+    Models are built lazily (``defer_build``): a validator is made when a model first
+    validates, with every model it nests, and nothing is built twice for the models
+    nested in it -- a nested model's default (``default_factory=Resources``, a target's
+    settings block) is the empty mapping validated by the parent's validator, not a call
+    of the nested model, which would build that model's own validator as well."""
+
     # strict: YAML already types every value; pydantic's lax coercions ("yes" -> True,
     # 1 -> True, "42" -> 42) would undo the YAML 1.2 core schema the loader applies.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False, defer_build=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for info in cls.model_fields.values():  # before any build (defer_build): the schema sees this
+            factory = info.default_factory
+            if not isinstance(factory, type):
+                continue
+            if factory in _PLAIN_FACTORIES:
+                changes: dict[str, Any] = {"default_factory": _PLAIN_FACTORIES[factory]}
+            elif issubclass(factory, Model) and info.json_schema_extra is None:
+                # calling the model validates {}: the same instance, by the parent's validator
+                changes = {"default_factory": None, "default": {}, "validate_default": True,
+                           "json_schema_extra": _no_default}
+            else:
+                continue
+            for name, value in changes.items():
+                setattr(info, name, value)
+            explicit = getattr(info, "_attributes_set", None)  # what pydantic copies into a subclass's field
+            if isinstance(explicit, dict):
+                explicit.update(changes)
+                if changes["default_factory"] is None:
+                    explicit.pop("default_factory", None)
 
 
 # --- shared pieces -----------------------------------------------------------------------

@@ -110,11 +110,35 @@ class Plugin:
 def available() -> dict[str, Plugin]:
     """Registered targets by name, in name order."""
     found: dict[str, Plugin] = {}
+    providers: dict[int, str] = {}  # by distribution: its entry points share one
     for ep in metadata.entry_points(group=GROUP):
         dist = getattr(ep, "dist", None)
-        provider = f"{dist.name}=={dist.version}" if dist is not None else "unknown"
+        if dist is None:
+            provider = "unknown"
+        elif id(dist) in providers:
+            provider = providers[id(dist)]
+        else:
+            provider = providers[id(dist)] = _provider(dist)
         found.setdefault(ep.name, Plugin(ep.name, ep.value, provider))
     return dict(sorted(found.items()))
+
+
+def _provider(dist: Any) -> str:
+    """``name==version`` of a distribution, as ``dist.name`` and ``dist.version`` give them,
+    read from the header block of its metadata file (the body, a long description, is left
+    unparsed); with ``dist.metadata`` when that block does not have both."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:  # the end of the header block
+            break
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version"):
+            fields.setdefault(key, value.lstrip(" \t"))
+    if len(fields) != 2:
+        meta = dist.metadata
+        fields = {"Name": meta["Name"], "Version": meta["Version"]}
+    return f"{fields['Name']}=={fields['Version']}"
 
 
 _LOADED: dict[Plugin, Target] = {}

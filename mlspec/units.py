@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -86,6 +85,8 @@ def parse_cron(text: str) -> str:
         raise ValueError("a cron schedule is a string such as '0 3 * * *'")
     expr = _CRON_MACROS.get(text.strip(), text.strip())
     if expr.startswith("@"):
+        import difflib  # here: only an unknown macro needs it
+
         close = difflib.get_close_matches(expr, list(_CRON_MACROS), n=1, cutoff=0.6)
         raise ValueError(
             f"unknown cron macro '{expr}'; use one of {', '.join(_CRON_MACROS)}"

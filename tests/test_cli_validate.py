@@ -267,3 +267,41 @@ def test_import_time_has_no_heavy_modules() -> None:
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "mlspec" in imported and "pydantic" in imported
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+BUILDS = """
+import json, os, sys
+from mlspec.cli import main
+try:
+    main(["validate", *sys.argv[1:]])
+except SystemExit:
+    pass
+from pydantic.plugin import _loader
+from mlspec.models import Model
+
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+
+built = {(c.__module__.rpartition(".")[2], c.__qualname__) for c in subclasses(Model) if c.__pydantic_complete__}
+print(json.dumps({"built": sorted(".".join(b) for b in built), "plugins": _loader._plugins,
+                  "env": "PYDANTIC_DISABLE_PLUGINS" in os.environ}))
+"""
+
+
+def test_validate_builds_each_validator_once() -> None:
+    """``mlspec validate`` builds one validator per kind of document -- the spec's and the
+    environment's, each holding every model nested in it (sources, checks, the targets'
+    settings blocks) -- and no nested model again on its own: a nested default such as
+    ``training.preprocessing`` or an environment's absent ``feast:`` block is validated by its
+    parent's validator.  (github's action pins are built on their own: their defaults call
+    ``Pin(...)``.)  And it looks for no pydantic plugins, without telling the processes it
+    starts so through PYDANTIC_DISABLE_PLUGINS."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    proc = subprocess.run([sys.executable, "-c", BUILDS, str(REPO / "examples" / "churn")], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(report["built"]) - {"github.Pin"} == {"models.Spec", "environments.Environment"}, report["built"]
+    assert report["plugins"] == {} and report["env"] is False, report
