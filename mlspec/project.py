@@ -115,6 +115,19 @@ def read_columns_cached(path: Path, fmt: str | None) -> dict[str, str]:
     return dict(_cached_columns(path.resolve(), fmt, path.stat().st_mtime_ns))
 
 
+@lru_cache(maxsize=256)
+def _cached_span(path: Path, fmt: str | None, column: str, mtime_ns: int) -> tuple[float, float] | None:
+    from .datafiles import time_span
+
+    return time_span(path, fmt, column)
+
+
+def time_span_cached(path: Path, fmt: str | None, column: str) -> tuple[float, float] | None:
+    """A column's earliest and latest time in a local data file, read once per file version
+    (not once per spec/environment combination)."""
+    return _cached_span(path.resolve(), fmt, column, path.stat().st_mtime_ns)
+
+
 def _load_env(env_dir: Path, name: str, known: list[str], cache: dict,
               model: type[envs.Environment]) -> tuple[envs.Environment, Document, str, Path]:
     key = (env_dir.resolve() if env_dir is not None else None, name)
@@ -187,7 +200,8 @@ def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path |
     known = envs.list_environments(env_dir)
     names = known if env_names is None else list(dict.fromkeys(env_names))  # each environment once
     reader = read_columns_cached if check_files else None
-    base_errors = cross_check(spec, doc, base_dir, reader)
+    span_reader = time_span_cached if check_files else None
+    base_errors = cross_check(spec, doc, base_dir, reader, span_reader)
     if env_dir is not None:
         base_errors += check_overrides(spec, doc, known)
     result.errors.extend(base_errors)
@@ -221,7 +235,7 @@ def resolve(spec_path: Path, env_names: list[str] | None = None, env_dir: Path |
             except SpecErrors as exc:
                 result.errors.extend(exc.errors)
                 continue
-            errors = cross_check(resolved_spec, merged, base_dir, reader)
+            errors = cross_check(resolved_spec, merged, base_dir, reader, span_reader)
         errors += policy_check(resolved_spec, merged, env, env_display)
         if not errors and not base_errors:
             errors += target_rules(resolved_spec, merged, env, env_doc, env_display, targets)

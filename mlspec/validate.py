@@ -326,11 +326,13 @@ def check_model(doc: Document, model: type[T], what: str = "spec") -> T:
 
 class _Checker:
     def __init__(self, spec: m.Spec, doc: Document, base_dir: Path | None,
-                 read_columns: Callable[[Path, str | None], dict[str, str]] | None):
+                 read_columns: Callable[[Path, str | None], dict[str, str]] | None,
+                 read_span: SpanReader | None = None):
         self.spec = spec
         self.doc = doc
         self.base_dir = base_dir
         self.read_columns = read_columns
+        self.read_span = read_span
         self.errors: list[SpecError] = []
         self._entity_typed: set[str] = set()
         #: Feature services with an unknown view or feature: what depends on them is not checked
@@ -667,15 +669,13 @@ class _Checker:
         ``test_size``, every label within ``gap`` of the latest (the hold-out always has one)."""
         from datetime import datetime, timezone
 
-        from .datafiles import time_span
-
         src = self.spec.source(t.label.source)
         if src is not None and src.type in ("kafka", "push"):
             src = self.spec.source(src.batch_source)
-        if (self.read_columns is None or self.base_dir is None or src is None or src.type != "file"
+        if (self.read_span is None or self.base_dir is None or src is None or src.type != "file"
                 or "://" in src.path or not src.timestamp or not (self.base_dir / src.path).is_file()):
             return
-        span = time_span(self.base_dir / src.path, src.file_format, src.timestamp)
+        span = self.read_span(self.base_dir / src.path, src.file_format, src.timestamp)
         if span is None:
             return
         split, base = t.split, ("training", "split")
@@ -1046,11 +1046,15 @@ def grid_size(search: m.Search) -> int:
 
 
 ColumnReader = Callable[[Path, "str | None"], "dict[str, str]"]
+SpanReader = Callable[[Path, "str | None", str], "tuple[float, float] | None"]
 
 
-def cross_check(spec: m.Spec, doc: Document, base_dir: Path | None, reader: ColumnReader | None = None) -> list[SpecError]:
-    """Checks across fields; ``reader`` reads a local data file's columns (None: skip files)."""
-    return _Checker(spec, doc, base_dir, reader).run()
+def cross_check(spec: m.Spec, doc: Document, base_dir: Path | None, reader: ColumnReader | None = None,
+                span_reader: SpanReader | None = None) -> list[SpecError]:
+    """Checks across fields; ``reader`` reads a local data file's columns (None: skip files),
+    ``span_reader`` a column's earliest and latest time, as :func:`mlspec.datafiles.time_span`
+    (None: time splits are not checked against the label file)."""
+    return _Checker(spec, doc, base_dir, reader, span_reader).run()
 
 
 def check_overrides(spec: m.Spec, doc: Document, known_envs: list[str]) -> list[SpecError]:
