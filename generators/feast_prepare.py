@@ -133,14 +133,16 @@ def prepare_tables(plan: str, data_root: str, outputs: str = "{}") -> str:
         out[ts] = []
         for name in fields + [a["name"] for a in aggs]:
             out[name] = []
+        # per aggregation: its window in microseconds, whether its left and its right edge count
+        windows = [(a, int(a["window_seconds"]) * 1_000_000, a["closed"] in ("left", "both"),
+                    a["closed"] in ("right", "both")) for a in aggs]
         for key_values, group in rows.groupby(keys, sort=True, dropna=True):
             key_values = key_values if isinstance(key_values, tuple) else (key_values,)
             times = group[ts].to_numpy(dtype="datetime64[us]").astype("int64")
             points = set(times.tolist()) | {0}  # 1970-01-01: every entity has a row before its first event
-            for a in aggs:
-                left_closed, right_closed = a["closed"] in ("left", "both"), a["closed"] in ("right", "both")
+            for _, window_us, left_closed, right_closed in windows:
                 points.update((times + (0 if right_closed else 1)).tolist())
-                points.update((times + int(a["window_seconds"]) * 1_000_000 + (1 if left_closed else 0)).tolist())
+                points.update((times + window_us + (1 if left_closed else 0)).tolist())
             if fields and ttl_us > 0:
                 points.update((times + ttl_us + 1).tolist())
             columns = {c: group[c].to_numpy() for c in {a["column"] for a in aggs} | set(fields)}
@@ -152,10 +154,9 @@ def prepare_tables(plan: str, data_root: str, outputs: str = "{}") -> str:
                 for name in fields:
                     fresh = hi > 0 and (ttl_us == 0 or point - times[hi - 1] <= ttl_us)
                     out[name].append(columns[name][hi - 1] if fresh else None)
-                for a in aggs:
-                    start = point - int(a["window_seconds"]) * 1_000_000
-                    lo = int(np.searchsorted(times, start, side="left" if a["closed"] in ("left", "both") else "right"))
-                    end = hi if a["closed"] in ("right", "both") else int(np.searchsorted(times, point, side="left"))
+                for a, window_us, left_closed, right_closed in windows:
+                    lo = int(np.searchsorted(times, point - window_us, side="left" if left_closed else "right"))
+                    end = hi if right_closed else int(np.searchsorted(times, point, side="left"))
                     window = columns[a["column"]][lo:end]
                     if a["function"] != "count" and window.dtype != object:
                         window = window.astype("float64")

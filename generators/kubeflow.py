@@ -282,6 +282,9 @@ class Plan:
     fs_schemes: tuple[str, ...] = field(default=())
     #: per feature, how the training step prepares it (:func:`preprocessing`); None: the plain step
     preprocessing: tuple[dict, ...] | None = None
+    #: the served string features, in ``feature_columns`` order: served as columns of raw values
+    #: (see ``steps.register_model``)
+    string_features: tuple[str, ...] = ()
 
 
 def pipeline_version_name(ctx: Context) -> str:
@@ -386,6 +389,8 @@ def plan(ctx: Context) -> Plan:
         image=training.image or DEFAULT_IMAGE,
         fs_schemes=schemes,
         preprocessing=preprocessing(spec),
+        string_features=tuple(f for f, dtype in spec.served_dtypes(training.feature_service).items()
+                              if dtype == "string"),
     )
 
 
@@ -672,9 +677,8 @@ def build_pipeline(ctx: Context, *, local: bool = False, version_name: str = VER
             extra["detector"] = fit.outputs["detector"]
         if announce:  # the champion to compare with comes with each run (see run_parameters)
             extra.update(announce=announce, champion_uri=champion_uri)
-        strings = [f for f, dtype in spec.served_dtypes(training.feature_service).items() if dtype == "string"]
-        if strings:  # served as columns of raw values (see steps.register_model)
-            extra["string_features"] = json.dumps([f for f in p.feature_columns if f in strings])
+        if p.string_features:
+            extra["string_features"] = json.dumps(list(p.string_features))
         register = register_model(
             registry_root=registry_root, model_name=spec.name,
             pipeline_version=version_name, lineage=lineage, snapshots=lineage_so_far,

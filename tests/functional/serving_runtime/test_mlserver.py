@@ -38,21 +38,22 @@ REQUEST_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 20
 
 
-def _run_local_helpers():
-    """``tests/functional/run_local/test_run_local.py`` (``run``, ``context_for``, ``registered``,
-    ``naive_features``), the very module pytest collects when it collects that file."""
-    path = ROOT / "tests" / "functional" / "run_local" / "test_run_local.py"
-    module = sys.modules.get("test_run_local")
+def _run_local_module(name: str):
+    """``tests/functional/run_local/<name>.py``, the very module pytest collects when it
+    collects that file (loaded by path: the test folders are not packages)."""
+    path = ROOT / "tests" / "functional" / "run_local" / f"{name}.py"
+    module = sys.modules.get(name)
     if module is not None and Path(module.__file__).resolve() == path:
         return module
-    spec = importlib.util.spec_from_file_location("test_run_local", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["test_run_local"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-LOCAL = _run_local_helpers()
+#: ``run``, ``context_for``, ``registered``, ``naive_features``
+LOCAL = _run_local_module("test_run_local")
 
 
 # --------------------------------------------------------------------------- time, ports, HTTP
@@ -215,20 +216,6 @@ def test_mlserver_serves_the_registered_churn_model_as_scikit_learn_predicts(mls
             assert proba["data"] == pytest.approx([p for row in expected_proba for p in row], rel=0, abs=1e-12)
 
 
-def _preprocessing_helpers():
-    """``tests/functional/run_local/test_run_local_preprocessing.py`` (``write_project``: a
-    store-demand regression with a string feature), loaded by path as above."""
-    path = ROOT / "tests" / "functional" / "run_local" / "test_run_local_preprocessing.py"
-    module = sys.modules.get("test_run_local_preprocessing")
-    if module is not None and Path(module.__file__).resolve() == path:
-        return module
-    spec = importlib.util.spec_from_file_location("test_run_local_preprocessing", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["test_run_local_preprocessing"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_mlserver_serves_a_string_feature_model_from_raw_values(mlserver_bin, tmp_path):
     """A model with a string feature is served column by column: MLServer's PandasCodec hands
@@ -238,7 +225,7 @@ def test_mlserver_serves_a_string_feature_model_from_raw_values(mlserver_bin, tm
 
     with time_limit(TEST_TIMEOUT_S, "the string-feature runtime test"):
         folder = tmp_path / "store-demand"
-        _preprocessing_helpers().write_project(folder)
+        _run_local_module("test_run_local_preprocessing").write_project(folder)  # a string feature
         out = tmp_path / "out"
         code, output = LOCAL.run(folder / "mlops.yaml", out)
         assert code == 0, output
