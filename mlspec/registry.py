@@ -38,9 +38,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import metadata
 from typing import Any, Callable, Iterable
 
+from . import entrypoints
 from .errors import SpecError, did_you_mean
 from .inputs import normalise
 
@@ -108,37 +108,15 @@ class Plugin:
 
 
 def available() -> dict[str, Plugin]:
-    """Registered targets by name, in name order."""
+    """Registered targets by name, in name order (of two with one name, the first found)."""
     found: dict[str, Plugin] = {}
-    providers: dict[int, str] = {}  # by distribution: its entry points share one
-    for ep in metadata.entry_points(group=GROUP):
-        dist = getattr(ep, "dist", None)
-        if dist is None:
-            provider = "unknown"
-        elif id(dist) in providers:
-            provider = providers[id(dist)]
-        else:
-            provider = providers[id(dist)] = _provider(dist)
-        found.setdefault(ep.name, Plugin(ep.name, ep.value, provider))
+    providers: dict[object, str] = {}  # by distribution: its entry points share one
+    for ep in entrypoints.entry_points(GROUP):
+        if ep.name not in found:
+            if ep.dist not in providers:
+                providers[ep.dist] = entrypoints.provider(ep)
+            found[ep.name] = Plugin(ep.name, ep.value, providers[ep.dist])
     return dict(sorted(found.items()))
-
-
-def _provider(dist: Any) -> str:
-    """``name==version`` of a distribution, as ``dist.name`` and ``dist.version`` give them,
-    read from the header block of its metadata file (the body, a long description, is left
-    unparsed); with ``dist.metadata`` when that block does not have both."""
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line:  # the end of the header block
-            break
-        key, sep, value = line.partition(":")
-        if sep and key in ("Name", "Version"):
-            fields.setdefault(key, value.lstrip(" \t"))
-    if len(fields) != 2:
-        meta = dist.metadata
-        fields = {"Name": meta["Name"], "Version": meta["Version"]}
-    return f"{fields['Name']}=={fields['Version']}"
 
 
 _LOADED: dict[Plugin, Target] = {}

@@ -22,11 +22,11 @@ import hashlib
 import json
 import os
 import sys
-from importlib import metadata, util
+from importlib import util
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import __version__
+from . import __version__, entrypoints
 from .paths import ENV_DIR_NAME, SPEC_FILENAMES, find_specs
 
 GROUP = "mlspec.generators"
@@ -83,7 +83,7 @@ def code_key() -> str:
         except OSError:
             continue
         digest.update(f"{entry}:{','.join(names)}\n".encode())
-    for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
+    for ep in sorted(entrypoints.entry_points(GROUP), key=lambda e: (e.name, e.value)):
         digest.update(f"{ep.name}={ep.value}\n".encode())
         try:
             spec = util.find_spec(ep.value.partition(":")[0])
