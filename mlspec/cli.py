@@ -27,10 +27,10 @@ def _set_up_process() -> None:
 
     * The cyclic GC does not run over what is left at exit (the interpreter's last
       collections: ~30 ms of a `validate`); see the threshold at the top of this module.
-    * pydantic looks for no plugins (mlspec uses none; looking scans every installed
-      distribution's entry points) -- and not by PYDANTIC_DISABLE_PLUGINS, which the processes
-      mlspec starts (kfp, feast) would inherit; nor by importing pydantic here, which a command
-      that validates nothing (an up-to-date compile) does not need.
+    * pydantic looks for no plugins (mlspec uses none): see :class:`_NoPydanticPlugins`.
+      Not by PYDANTIC_DISABLE_PLUGINS, which the processes mlspec starts (kfp, feast) would
+      inherit, and which still imports the loader; nor by importing pydantic here, which a
+      command that validates nothing (an up-to-date compile) does not need.
     """
     atexit.register(gc.freeze)
     if "PYDANTIC_DISABLE_PLUGINS" in os.environ:
@@ -50,26 +50,51 @@ def _no_plugins(loader) -> None:
 
 
 class _NoPydanticPlugins:
-    """An import hook that finds nothing itself: when pydantic's plugin loader is imported, it
-    has the module, once executed, cache "no plugins", then leaves ``sys.meta_path``."""
+    """pydantic's plugin loader as mlspec runs it: an import hook that answers the loader's
+    import with a module whose ``get_plugins()`` -- all pydantic asks of it -- finds none, then
+    leaves ``sys.meta_path``.  The real loader imports ``importlib.metadata`` (the ``email``
+    package, ``zipfile``, ``csv``: ~11 ms) to scan every installed distribution's entry points
+    for plugins.  Asked for anything else, the module loads the real one, which has no
+    plugins either."""
 
     @staticmethod
     def find_spec(name: str, path=None, target=None):
         if name != _PLUGIN_LOADER:
             return None
         sys.meta_path.remove(_NoPydanticPlugins)
-        import importlib.util
+        from importlib.machinery import ModuleSpec
 
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            run = spec.loader.exec_module
+        return ModuleSpec(name, _NoPydanticPlugins, origin="mlspec: no pydantic plugins")
 
-            def exec_module(module) -> None:
-                run(module)
-                _no_plugins(module)
+    @staticmethod
+    def create_module(spec):
+        return None
 
-            spec.loader.exec_module = exec_module
-        return spec
+    @staticmethod
+    def exec_module(module) -> None:
+        def get_plugins() -> tuple:
+            return ()
+
+        def __getattr__(attr: str):  # noqa: N807 - a module's attribute hook
+            if attr.startswith("__"):  # what the import system probes for (__path__, ...)
+                raise AttributeError(attr)
+            return getattr(_real_plugin_loader(), attr)
+
+        module.get_plugins = get_plugins
+        module.__getattr__ = __getattr__
+
+
+@functools.cache
+def _real_plugin_loader():
+    import importlib.machinery
+    import importlib.util
+
+    parent = sys.modules[_PLUGIN_LOADER.rpartition(".")[0]]
+    spec = importlib.machinery.PathFinder.find_spec(_PLUGIN_LOADER, parent.__path__)
+    real = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(real)
+    _no_plugins(real)
+    return real
 
 
 ENV_HELP = "Environment to resolve (repeatable; default: every environments/<env>.yaml found)."

@@ -276,6 +276,7 @@ try:
     main(["validate", *sys.argv[1:]])
 except SystemExit:
     pass
+metadata = "importlib.metadata" in sys.modules
 from pydantic.plugin import _loader
 from mlspec.models import Model
 
@@ -285,7 +286,8 @@ def subclasses(cls):
         yield from subclasses(sub)
 
 built = {(c.__module__.rpartition(".")[2], c.__qualname__) for c in subclasses(Model) if c.__pydantic_complete__}
-print(json.dumps({"built": sorted(".".join(b) for b in built), "plugins": _loader._plugins,
+print(json.dumps({"built": sorted(".".join(b) for b in built), "plugins": list(_loader.get_plugins()),
+                  "real_loader": _loader._plugins, "metadata": metadata,
                   "env": "PYDANTIC_DISABLE_PLUGINS" in os.environ}))
 """
 
@@ -297,11 +299,13 @@ def test_validate_builds_each_validator_once() -> None:
     ``training.preprocessing`` or an environment's absent ``feast:`` block is validated by its
     parent's validator.  (github's action pins are built on their own: their defaults call
     ``Pin(...)``.)  And it looks for no pydantic plugins, without telling the processes it
-    starts so through PYDANTIC_DISABLE_PLUGINS."""
+    starts so through PYDANTIC_DISABLE_PLUGINS, nor importing importlib.metadata (pydantic's loader
+    does, to scan for them); asked for anything else, the loader is pydantic's own, with no plugins."""
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     proc = subprocess.run([sys.executable, "-c", BUILDS, str(REPO / "examples" / "churn")], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(report["built"]) - {"github.Pin"} == {"models.Spec", "environments.Environment"}, report["built"]
-    assert report["plugins"] == {} and report["env"] is False, report
+    assert report["plugins"] == [] and report["env"] is False and report["metadata"] is False, report
+    assert report["real_loader"] == {}, report
