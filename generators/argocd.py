@@ -68,11 +68,13 @@ Per environment ``<env>`` and spec ``<spec>``:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlspec.artefact import Artefact
-from mlspec.context import Context
 from mlspec.registry import Target, source_key
+
+if TYPE_CHECKING:
+    from mlspec.context import Context
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 ARGOCD_API = "argoproj.io/v1alpha1"

@@ -35,9 +35,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import TYPE_CHECKING, Any, IO, Sequence
 
-from mlspec.context import Context
+if TYPE_CHECKING:
+    from mlspec.context import Context
+
 
 RUNNER = Path(__file__).resolve().parent / "feast_runner.py"
 PYTHON_ENV = "MLSPEC_FEAST_PYTHON"

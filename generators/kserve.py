@@ -55,17 +55,19 @@ other combinations are validation errors rather than objects KServe would refuse
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from mlspec.artefact import Artefact
-from mlspec.context import Context
 from mlspec.models import K8sLabel, Model
 from mlspec.registry import Target
 
 from . import drift
 from . import serving as common
+
+if TYPE_CHECKING:
+    from mlspec.context import Context
 
 API = "serving.kserve.io/v1beta1"
 GRAPH_API = "serving.kserve.io/v1alpha1"

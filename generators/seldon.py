@@ -27,12 +27,16 @@ Apache-2.0 release; later releases are BSL-1.1):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlspec.artefact import Artefact
-from mlspec.context import Context
 from mlspec.registry import Target
 
 from . import drift
 from . import serving as common
+
+if TYPE_CHECKING:
+    from mlspec.context import Context
 
 API = "machinelearning.seldon.io/v1"
 GRAPH_NODE = "model"  # graph node and model container name: they must match for the override

@@ -26,11 +26,15 @@ error.  It scales Models between ``minReplicas`` and ``maxReplicas`` by itself: 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlspec.artefact import Artefact
-from mlspec.context import Context
 from mlspec.registry import Target
 
 from . import serving as common
+
+if TYPE_CHECKING:
+    from mlspec.context import Context
 
 API = "mlops.seldon.io/v1alpha1"
 READS = ("spec.serving", "spec.labels")

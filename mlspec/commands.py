@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import IO, Callable
 
@@ -128,6 +127,8 @@ def init(directory: Path, force: bool, out: IO[str] | None = None) -> int:
             "text", ok_message="", fail_message="nothing written", out=out,
         )
         return EXIT_INVALID
+    from importlib import resources
+
     templates = resources.files("mlspec") / "templates"
     for path, name in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)

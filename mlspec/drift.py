@@ -29,8 +29,9 @@ The whole current file is one batch (the served detector tests every ``batch_siz
 the pipeline wrote (its ``x_ref.npy``: exactly the served detector's reference).  Rows with a
 missing value in a monitored feature are dropped and counted, as the pipeline drops them.
 
-:func:`method_problem` is what validation asks; this module imports nothing heavy at import
-time (numpy, scipy and pandas are the ``drift`` extra, imported when a check runs).
+:func:`method_problem` (in :mod:`mlspec.drift_methods`, which validation imports alone) is what
+validation asks.  This module imports nothing heavy at import time either (numpy, scipy and
+pandas are the ``drift`` extra, imported when a check runs).
 """
 
 from __future__ import annotations
@@ -41,40 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from .drift_methods import INTEGER_DTYPES, NUMERIC_DTYPES, method_problem  # noqa: F401 - re-exported
 from .errors import UNLOCATED, SpecError, SpecErrors
 
-INTEGER_DTYPES = ("int32", "int64")
-NUMERIC_DTYPES = INTEGER_DTYPES + ("float32", "float64")
 #: The seed of ``mlspec drift``'s MMD permutation test (numpy's legacy RandomState).
 MMD_SEED = 0
 #: MMDDrift's permutations (alibi's default, which the written config.toml keeps).
 MMD_PERMUTATIONS = 100
 EXTRA_HINT = "pip install 'mlspec[drift]' (scipy, pandas, pyarrow)"
-
-
-def method_problem(method: str, dtype: str) -> str | None:
-    """Why drift ``method`` cannot watch a feature of spec dtype ``dtype``; None when it can.
-
-    Served features reach the detector as JSON numbers, so a string, bytes or timestamp
-    feature has nothing the tests can compare.  ``ks`` assumes a continuous distribution: on
-    a bool (two values) its p-values are meaningless, so bools go to ``chi2`` or ``tabular``
-    (which tests them with Chi-squared).  ``chi2`` counts categories: integer codes or bools,
-    not floats.  ``tabular`` and ``mmd`` take every numeric dtype and bool."""
-    if dtype in ("string", "bytes"):
-        return f"a {dtype} feature is not served as a number, and Alibi Detect's tests compare numbers"
-    if dtype == "unix_timestamp":
-        return "a unix_timestamp feature is not served to the model as a number the tests can compare"
-    if dtype not in NUMERIC_DTYPES + ("bool",):
-        return f"unknown dtype {dtype}"
-    if method == "ks" and dtype == "bool":
-        return ("ks (Kolmogorov-Smirnov) assumes a continuous distribution; a bool feature takes two values "
-                "-- use tabular (Chi-squared for bools, KS for the rest) or chi2")
-    if method == "chi2" and dtype not in INTEGER_DTYPES + ("bool",):
-        return (f"chi2 counts categories, and a {dtype} feature has none -- chi2 takes integer codes or bools; "
-                "use ks or tabular for numbers")
-    if method not in ("ks", "chi2", "tabular", "mmd"):
-        return f"unknown drift method {method}"
-    return None
 
 
 def feature_dtypes(spec) -> dict[str, str]:

@@ -955,7 +955,7 @@ class _Checker:
         service = self.spec.training.feature_service
         served = [f for _, f in self.spec.served_features(service)]
         broken = service in self._broken_services or self.spec.service(service) is None
-        from .drift import method_problem  # light: no numpy/scipy at import
+        from .drift_methods import method_problem
 
         dtypes = {} if broken else self.spec.served_dtypes(service)
         strings = [f for f, dtype in dtypes.items() if dtype == "string"]
