@@ -102,17 +102,20 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from mlspec.artefact import Artefact
-from mlspec.context import Context
 from mlspec.environments import settings_of
 from mlspec.models import IMAGE, K8sLabel, Model, SecretRef
 from mlspec.naming import DISPATCH_ROLLBACK, DRIFT_EVENT_TYPE, Names
 from mlspec.registry import Target, source_key
 
 from .serving import CONTAINER_SECURITY
+
+if TYPE_CHECKING:
+    from mlspec.context import Context
 
 #: alibi-detect-server of Seldon Core 1.17.1, the last Apache-2.0 release (alibi-detect ^0.11.4).
 DETECTOR_IMAGE = "seldonio/alibi-detect-server:1.17.1"
@@ -307,7 +310,7 @@ def _actions_script() -> str:
 
 
 def _actions_service(ctx: Context) -> dict:
-    from . import kubeflow
+    from . import kubeflow_pipeline
 
     spec, names, env = ctx.spec, ctx.names, ctx.env
     drift = spec.drift
@@ -325,13 +328,13 @@ def _actions_service(ctx: Context) -> dict:
     mounts: list[dict] = []
     account = None
     if drift.action == "retrain":  # the schedule's launcher, with the version from the ConfigMap and the cooldown
-        values.update(kubeflow.launcher_env(ctx, {"KFP_PIPELINE_VERSION_FILE": f"{VERSION_DIR}/version"},
+        values.update(kubeflow_pipeline.launcher_env(ctx, {"KFP_PIPELINE_VERSION_FILE": f"{VERSION_DIR}/version"},
                                             {"KFP_COOLDOWN_SECONDS": str(_seconds(drift.cooldown))}))
-        account = kubeflow.launcher_account(spec.training)
+        account = kubeflow_pipeline.launcher_account(spec.training)
         volumes += [{"name": "pipeline-version", "configMap": {"name": names.pipeline_version_configmap}},
-                    copy.deepcopy(kubeflow.LAUNCHER_TOKEN_VOLUME)]
+                    copy.deepcopy(kubeflow_pipeline.LAUNCHER_TOKEN_VOLUME)]
         mounts += [{"name": "pipeline-version", "mountPath": VERSION_DIR, "readOnly": True},
-                   dict(kubeflow.LAUNCHER_TOKEN_MOUNT)]
+                   dict(kubeflow_pipeline.LAUNCHER_TOKEN_MOUNT)]
     elif drift.action == "alert":
         ref = drift.alert_webhook
         secret_env.append({"name": "ALERT_WEBHOOK_URL",
@@ -346,8 +349,8 @@ def _actions_service(ctx: Context) -> dict:
         "command": ["python3", "-c", _actions_script()],
         "env": [{"name": k, "value": v} for k, v in values.items()] + secret_env,
         "ports": [{"containerPort": 8080}],
-        "resources": copy.deepcopy(kubeflow.LAUNCHER_RESOURCES),
-        "securityContext": copy.deepcopy(kubeflow.LAUNCHER_SECURITY),
+        "resources": copy.deepcopy(kubeflow_pipeline.LAUNCHER_RESOURCES),
+        "securityContext": copy.deepcopy(kubeflow_pipeline.LAUNCHER_SECURITY),
     }
     if mounts:
         container["volumeMounts"] = mounts
@@ -510,7 +513,7 @@ def version_key() -> str:
 
     here = Path(__file__).resolve().parent
     return source_key(__file__, str(here / "drift_actions.py"), str(here / "kubeflow_components.py"),
-                      str(here / "kubeflow.py"), str(here / "serving.py"),
+                      str(here / "kubeflow.py"), str(here / "kubeflow_pipeline.py"), str(here / "serving.py"),
                       extra=json.dumps({"detector": DETECTOR_IMAGE, "actions": ACTIONS_IMAGE}))
 
 

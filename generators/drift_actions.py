@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import functools
 
-from .kubeflow import launcher_source
+from .kubeflow_pipeline import launcher_source
 
 #: The environment variables the program reads: name → (required, meaning).  "retrain" etc.: only
 #: for that action.  The launcher's own variables (KFP_*) are documented in ``trigger_run``.

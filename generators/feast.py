@@ -77,7 +77,7 @@ Training through Feast
     :func:`training_step` gives what the pipeline's feature step needs (feature service,
     entity-frame columns, the repository files and the prepare plan); the step body is
     :func:`mlspec.generators.feast_components.feast_training_features`.  The Kubeflow target
-    puts it in place of its joins (``kubeflow.feast_step``, with the spec's owner, description
+    puts it in place of its joins (``kubeflow_pipeline.feast_step``, with the spec's owner, description
     and labels left out of the repository); ``mlspec run --local`` runs the same body in a
     Python with Feast (``--feast-python`` / ``$MLSPEC_FEAST_PYTHON``) through
     ``feast_components.feast_training_features_local``.
@@ -96,17 +96,19 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import Field
 
 from mlspec import units
 from mlspec.artefact import Artefact
-from mlspec.context import Context
 from mlspec.models import Cron, K8sLabel, Model
 from mlspec.registry import Target, source_key
 
 from . import feast_code as code
+
+if TYPE_CHECKING:
+    from mlspec.context import Context
 
 #: The Feast version mlspec generates for and tests with (feature server image, step pins).
 FEAST_VERSION = "0.67.0"

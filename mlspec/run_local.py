@@ -1,6 +1,6 @@
 """``mlspec run SPEC --local``: run the spec's training pipeline on this machine with kfp.local.
 
-The pipeline is the one the Kubeflow target compiles (:func:`mlspec.generators.kubeflow.build_pipeline`),
+The pipeline is the one the Kubeflow target compiles (:func:`mlspec.generators.kubeflow_pipeline.build_pipeline`),
 built with ``local=True`` -- identical steps and graph, except that the steps install no
 packages: they run in this interpreter (``kfp.local.SubprocessRunner(use_venv=False)``),
 so a local run never pip-installs into, or downgrades, the user's environment.  The
@@ -68,13 +68,13 @@ def feast_interpreter(feast_python: str | None = None) -> str | None:
 
 def preflight(ctx: Context, feast_python: str | None = None) -> str | None:
     """Why this spec cannot run locally, or None."""
-    from .generators import kubeflow
+    from .generators import kubeflow, kubeflow_pipeline
 
     training = ctx.spec.training
     if training.container is not None:
         return ("mlspec run --local supports estimator training only: this spec trains with the container image "
                 f"'{training.container.image}'. Compile it and run it on Kubeflow instead.")
-    p = kubeflow.plan(ctx)
+    p = kubeflow_pipeline.plan(ctx)
     remote = [s.name + f" ({s.type})" for s in p.ingests if s.type != "file"]
     if remote:
         return ("mlspec run --local reads file sources only; this spec reads from "
@@ -88,7 +88,7 @@ def preflight(ctx: Context, feast_python: str | None = None) -> str | None:
     # (a cluster run installs it into the step; a local run uses this environment)
     needs: dict[str, list[str]] = {}
     for s in ctx.spec.data.sources:
-        scheme = kubeflow._scheme(s.path) if s.type == "file" and s.name in {i.name for i in p.ingests} else None
+        scheme = kubeflow.uri_scheme(s.path) if s.type == "file" and s.name in {i.name for i in p.ingests} else None
         for package in kubeflow.FS_PACKAGES.get(scheme or "", ()):
             if importlib.util.find_spec(package) is None:
                 needs.setdefault(package, []).append(f"{s.name} ({scheme}://)")
@@ -144,7 +144,7 @@ def run_local(resolved_ctx: Context, base_dir: Path, out_dir: Path, console_out:
 
     from rich.markup import escape
 
-    from .generators import kubeflow
+    from .generators import kubeflow_pipeline
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,8 +152,8 @@ def run_local(resolved_ctx: Context, base_dir: Path, out_dir: Path, console_out:
     log_path = out_dir / "run.log"
     spec = resolved_ctx.spec
     metric = spec.training.metric
-    p = kubeflow.plan(resolved_ctx)
-    version = kubeflow.pipeline_version_name(resolved_ctx)
+    p = kubeflow_pipeline.plan(resolved_ctx)
+    version = kubeflow_pipeline.pipeline_version_name(resolved_ctx)
     python = feast_interpreter(feast_python) if spec.features.feature_store else None
     features = f"features through Feast ({python})" if python else f"{len(p.joins)} feature join(s)"
     console.print(f"running [bold]{escape(version)}[/bold] locally: {len(p.ingests)} source(s), "
@@ -163,7 +163,7 @@ def run_local(resolved_ctx: Context, base_dir: Path, out_dir: Path, console_out:
     started = time.monotonic()
     import kfp.local
 
-    pipeline = kubeflow.build_pipeline(resolved_ctx, local=True, version_name=version, feast_python=python)
+    pipeline = kubeflow_pipeline.build_pipeline(resolved_ctx, local=True, version_name=version, feast_python=python)
     kfp.local.init(
         runner=kfp.local.SubprocessRunner(use_venv=False),
         pipeline_root=str(out_dir / "pipeline-root"),

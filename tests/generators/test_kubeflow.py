@@ -25,6 +25,7 @@ from mlspec.models import Spec
 from mlspec.project import resolve_paths
 
 from mlspec.generators import kubeflow as kf
+from mlspec.generators import kubeflow_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("churn", "fraud")
@@ -107,9 +108,14 @@ def assert_plain(obj, where="content"):
 
 
 def test_importing_the_target_does_not_import_kfp():
-    code = "import sys, mlspec.generators.kubeflow as k; assert callable(k.generate); print('kfp' in sys.modules)"
+    """Nor does importing its generator; and the module the registry loads leaves the generator
+    unimported until it generates."""
+    code = ("import sys, mlspec.generators.kubeflow as k; assert callable(k.generate); "
+            "print('mlspec.generators.kubeflow_pipeline' in sys.modules); "
+            "import mlspec.generators.kubeflow_pipeline as p; assert callable(p.build_pipeline); "
+            "print('kfp' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(c))
@@ -132,7 +138,7 @@ def test_artefact_paths_and_plain_content(case):
 
 def test_grid_candidates_are_the_sorted_cartesian_product():
     training = CONTEXTS[("churn", "dev")].spec.training
-    got = kf.candidates(training)
+    got = kubeflow_pipeline.candidates(training)
     assert len(got) == 8
     assert got[0] == {"learning_rate": 0.05, "max_depth": 2, "n_estimators": 50}
     assert got[1] == {"learning_rate": 0.05, "max_depth": 2, "n_estimators": 100}
@@ -143,16 +149,16 @@ def test_grid_candidates_are_the_sorted_cartesian_product():
 
 def test_random_candidates_are_seeded_in_range_and_unique():
     training = CONTEXTS[("fraud", "dev")].spec.training
-    got = kf.candidates(training)
-    assert got == kf.candidates(training)  # same seed, same draws
+    got = kubeflow_pipeline.candidates(training)
+    assert got == kubeflow_pipeline.candidates(training)  # same seed, same draws
     assert 1 <= len(got) <= training.search.trials
-    assert len({kf.canonical(c) for c in got}) == len(got)
+    assert len({kubeflow_pipeline.canonical(c) for c in got}) == len(got)
     for c in got:
         assert c["n_estimators"] in (50, 100, 200)
         assert type(c["max_depth"]) is int and 2 <= c["max_depth"] <= 8
         assert type(c["min_samples_leaf"]) is int and 1 <= c["min_samples_leaf"] <= 20
     other = training.model_copy(update={"search": training.search.model_copy(update={"seed": 12})})
-    assert kf.candidates(other) != got
+    assert kubeflow_pipeline.candidates(other) != got
 
 
 def test_random_candidates_deduplicate_and_float_ranges():
@@ -161,20 +167,20 @@ def test_random_candidates_deduplicate_and_float_ranges():
                                       "parameters": {"a": [1], "lr": {"min": 0.001, "max": 1.0, "scale": "log"}}}
 
     training = variant("churn", mutate).spec.training
-    got = kf.candidates(training)
+    got = kubeflow_pipeline.candidates(training)
     assert len(got) == 5 and all(c["a"] == 1 and 0.001 <= c["lr"] <= 1.0 for c in got)
 
     def only_choice(data):
         data["training"]["search"] = {"strategy": "random", "trials": 5, "seed": 1, "parameters": {"a": [1]}}
 
-    assert kf.candidates(variant("churn", only_choice).spec.training) == [{"a": 1}]
+    assert kubeflow_pipeline.candidates(variant("churn", only_choice).spec.training) == [{"a": 1}]
 
 
 def test_no_parameters_means_one_default_candidate():
     def mutate(data):
         data["training"]["search"] = {"strategy": "grid", "parameters": {}}
 
-    assert kf.candidates(variant("churn", mutate).spec.training) == [{}]
+    assert kubeflow_pipeline.candidates(variant("churn", mutate).spec.training) == [{}]
 
 
 # --------------------------------------------------------------------------- IR
@@ -211,14 +217,14 @@ def test_ir_shape_follows_the_spec(case):
     spec, training = ctx.spec, ctx.spec.training
     ir = artefacts(case)["pipeline-ir.yaml"].content
     ir = ir[0] if isinstance(ir, list) else ir
-    assert ir["pipelineInfo"]["name"] == kf.pipeline_version_name(ctx)
+    assert ir["pipelineInfo"]["name"] == kubeflow_pipeline.pipeline_version_name(ctx)
     params = ir["root"]["inputDefinitions"]["parameters"]
     assert params["data_root"]["defaultValue"] == f"{ctx.env.storage.artifacts}/data/{spec.name}"
     assert params["registry_root"]["defaultValue"] == ctx.env.storage.models
     assert ir["defaultPipelineRoot"] == ctx.env.storage.artifacts
 
     tasks = root_tasks_by_display(ir)
-    plan = kf.plan(ctx)
+    plan = kubeflow_pipeline.plan(ctx)
     for step in plan.ingests:
         assert tasks[f"ingest {step.name}"]["cachingOptions"].get("enableCache", False) is False
         assert (f"check {step.name}" in tasks) == bool(step.checks)
@@ -230,7 +236,7 @@ def test_ir_shape_follows_the_spec(case):
     loop = loops[0]
     assert loop["iteratorPolicy"]["parallelismLimit"] == training.parallelism
     items = json.loads(loop["parameterIterator"]["items"]["raw"])
-    assert items == [kf.canonical(c) for c in kf.candidates(training)]
+    assert items == [kubeflow_pipeline.canonical(c) for c in kubeflow_pipeline.candidates(training)]
     assert all(isinstance(i, str) for i in items)
 
     # training resources and the pinned, deterministic packages
@@ -252,22 +258,22 @@ def test_ir_shape_follows_the_spec(case):
 
 def test_version_name_is_the_hash_of_the_ir_without_its_name():
     ctx = CONTEXTS[("churn", "dev")]
-    pipeline = kf.build_pipeline(ctx)  # under the placeholder name
+    pipeline = kubeflow_pipeline.build_pipeline(ctx)  # under the placeholder name
     from google.protobuf import json_format
 
-    ir = kf._sorted(json_format.MessageToDict(pipeline.pipeline_spec))
-    platform = kf._sorted(json_format.MessageToDict(pipeline.platform_spec))
+    ir = kubeflow_pipeline._sorted(json_format.MessageToDict(pipeline.pipeline_spec))
+    platform = kubeflow_pipeline._sorted(json_format.MessageToDict(pipeline.platform_spec))
     assert ir["pipelineInfo"]["name"] == kf.VERSION_PLACEHOLDER
-    name = kf.pipeline_version_name(ctx)
-    assert name == f"churn-{kf.ir_sha256(ir, platform)[:10]}"
-    final, _ = kf.compile_ir(ctx)
+    name = kubeflow_pipeline.pipeline_version_name(ctx)
+    assert name == f"churn-{kubeflow_pipeline.ir_sha256(ir, platform)[:10]}"
+    final, _ = kubeflow_pipeline.compile_ir(ctx)
     assert kf.VERSION_PLACEHOLDER not in json.dumps(final)
     register = next(t for t in final["root"]["dag"]["tasks"].values() if t["taskInfo"]["name"] == "register model")
     assert register["inputs"]["parameters"]["pipeline_version"]["runtimeValue"]["constant"] == name
 
 
 def test_version_name_changes_if_and_only_if_the_pipeline_does():
-    base = kf.pipeline_version_name(variant("churn", lambda d: None))
+    base = kubeflow_pipeline.pipeline_version_name(variant("churn", lambda d: None))
     same = {
         "labels": lambda d: d.setdefault("labels", {}).update({"team": "other"}),
         "description": lambda d: d.update(description="new words"),
@@ -275,9 +281,9 @@ def test_version_name_changes_if_and_only_if_the_pipeline_does():
         "traffic": lambda d: d["serving"].update(traffic={"champion": 70, "challenger": 30}),
     }
     for what, edit in same.items():
-        assert kf.pipeline_version_name(variant("churn", edit)) == base, what
+        assert kubeflow_pipeline.pipeline_version_name(variant("churn", edit)) == base, what
     grid = variant("churn", lambda d: d["training"]["search"]["parameters"].update(max_depth=[2, 9]))
-    assert kf.pipeline_version_name(grid) != base
+    assert kubeflow_pipeline.pipeline_version_name(grid) != base
 
 
 # Edits, each to one part of the resolved document: (path it touches, spec edit, environment edit).
@@ -336,8 +342,8 @@ def test_kubernetes_manifests_equal_the_kfp_compilers(case, tmp_path):
     from kfp.compiler import KubernetesManifestOptions
 
     ctx = CONTEXTS[case]
-    version = kf.pipeline_version_name(ctx)
-    pipeline = kf.build_pipeline(ctx, version_name=version)
+    version = kubeflow_pipeline.pipeline_version_name(ctx)
+    pipeline = kubeflow_pipeline.build_pipeline(ctx, version_name=version)
     k8s_path = tmp_path / "k8s.yaml"
     compiler.Compiler().compile(
         pipeline, str(k8s_path), kubernetes_manifest_format=True,
@@ -387,7 +393,7 @@ def test_schedule_is_a_cronjob_that_runs_the_committed_version():
     assert cron["spec"]["timeZone"] == "Etc/UTC" and cron["spec"]["concurrencyPolicy"] == "Forbid"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
-    assert env["KFP_PIPELINE_VERSION"] == kf.pipeline_version_name(ctx)
+    assert env["KFP_PIPELINE_VERSION"] == kubeflow_pipeline.pipeline_version_name(ctx)
     assert env["KFP_PIPELINE_NAME"] == "fraud" and env["KFP_PIPELINE_NAMESPACE"] == ctx.env.kubeflow.namespace
     token = pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]
     assert token["audience"] == "pipelines.kubeflow.org"
@@ -569,11 +575,11 @@ def test_warehouse_sources_get_real_ingest_steps_with_secret_mounts_only():
 def test_the_label_table_carries_every_join_key():
     # a label source without a join key is refused by validation
     # (tests/corpus/invalid/data_label_source_missing_join_key.yaml); the generator relies on that
-    assert kf.plan(CONTEXTS[("fraud", "dev")]).entity_keys == ("card_id", "merchant_id")
+    assert kubeflow_pipeline.plan(CONTEXTS[("fraud", "dev")]).entity_keys == ("card_id", "merchant_id")
 
 
 def test_stream_sources_read_their_batch_log():
-    p = kf.plan(CONTEXTS[("fraud", "dev")])
+    p = kubeflow_pipeline.plan(CONTEXTS[("fraud", "dev")])
     names = [s.name for s in p.ingests]
     assert "card_events" not in names and "card_events_log" in names
     step = next(s for s in p.ingests if s.name == "card_events_log")
@@ -972,7 +978,7 @@ def test_numeric_specs_keep_the_plain_training_step_and_their_inputs_hash():
         assert "preprocessing" not in document(spec, None)["spec"]["training"]
     for case in CASES:
         ctx = CONTEXTS[case]
-        assert kf.preprocessing(ctx.spec) is None
+        assert kubeflow_pipeline.preprocessing(ctx.spec) is None
         ir = artefacts(case)["pipeline-ir.yaml"].content
         ir = ir[0] if isinstance(ir, list) else ir
         code = _executor_sources(ir)
@@ -982,17 +988,17 @@ def test_numeric_specs_keep_the_plain_training_step_and_their_inputs_hash():
         assert trains and all("preprocessing" not in t["inputs"]["parameters"] for t in trains)
     # written out as the defaults, it is still nothing to do
     same = variant("churn", lambda d: d["training"].update(preprocessing={"categorical": "one_hot", "impute": "auto"}))
-    assert kf.pipeline_version_name(same) == kf.pipeline_version_name(CONTEXTS[("churn", "dev")])
+    assert kubeflow_pipeline.pipeline_version_name(same) == kubeflow_pipeline.pipeline_version_name(CONTEXTS[("churn", "dev")])
 
 
 def test_a_string_feature_trains_through_the_preprocessing_step():
     ctx = _string_variant()
-    entries = kf.preprocessing(ctx.spec)
+    entries = kubeflow_pipeline.preprocessing(ctx.spec)
     features = [f for _, f in ctx.spec.served_features(ctx.spec.training.feature_service)]
     assert [e["name"] for e in entries] == features  # the served order
     assert {"name": "plan", "categorical": "one_hot"} in entries
     assert all(e == {"name": e["name"], "numeric": "none", "impute": "auto"} for e in entries if e["name"] != "plan")
-    ir, _ = kf.compile_ir(ctx)
+    ir, _ = kubeflow_pipeline.compile_ir(ctx)
     code = _executor_sources(ir)
     assert "def train_candidate(" in code
     train = next(t for _, dag in all_dags(ir) for t in dag["tasks"].values() if t["taskInfo"]["name"] == "train candidate")
@@ -1006,7 +1012,7 @@ def test_per_feature_preprocessing_overrides_the_defaults():
     ctx = _string_variant({"categorical": "ordinal", "numeric": "standard", "impute": "median",
                            "features": {"tenure_months": {"categorical": "one_hot"},
                                         "monthly_charges": {"numeric": "minmax"}}})
-    entries = {e["name"]: e for e in kf.preprocessing(ctx.spec)}
+    entries = {e["name"]: e for e in kubeflow_pipeline.preprocessing(ctx.spec)}
     assert entries["plan"] == {"name": "plan", "categorical": "ordinal"}
     assert entries["tenure_months"] == {"name": "tenure_months", "categorical": "one_hot"}
     assert entries["monthly_charges"] == {"name": "monthly_charges", "numeric": "minmax", "impute": "median"}
@@ -1014,7 +1020,7 @@ def test_per_feature_preprocessing_overrides_the_defaults():
     assert rest and all((e["numeric"], e["impute"]) == ("standard", "median") for e in rest)
     # scaling alone (no string feature) is work for the preprocessing step too
     scaled = variant("churn", lambda d: d["training"].update(preprocessing={"numeric": "standard"}))
-    assert kf.preprocessing(scaled.spec) is not None
+    assert kubeflow_pipeline.preprocessing(scaled.spec) is not None
 
 
 def _numeric_frame(classes: int, n: int = 160, seed: int = 11) -> pd.DataFrame:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from mlspec.generators import feast as ft
 from mlspec.generators import kubeflow as kf
+from mlspec.generators import kubeflow_pipeline
 from mlspec.project import resolve_paths
 
 from test_kubeflow import ROOT, variant  # noqa: E402  (same folder)
 
 
 def _executors(ctx) -> dict[str, str]:
-    ir = kf.compile_ir(ctx)[0]
+    ir = kubeflow_pipeline.compile_ir(ctx)[0]
     return {n: " ".join(e["container"]["command"]) for n, e in ir["deploymentSpec"]["executors"].items()}
 
 
@@ -21,7 +22,7 @@ def test_feast_served_features_are_read_by_one_feast_step_with_the_pinned_feast(
     feast = [c for c in commands.values() if "def feast_training_features(" in c]
     assert len(feast) == 1 and ft.FEAST_PIN in feast[0]
     assert not any("def join_view_fields(" in c or "def join_view_aggregations(" in c for c in commands.values())
-    ir = kf.compile_ir(variant("churn", lambda d: None))[0]
+    ir = kubeflow_pipeline.compile_ir(variant("churn", lambda d: None))[0]
     tasks = ir["root"]["dag"]["tasks"]
     (name,) = [n for n in tasks if n.startswith("feast-training-features")]
     assert tasks[name]["inputs"]["artifacts"]["entity"]["taskOutputArtifact"]["producerTask"] == "build-entity-frame"

@@ -20,6 +20,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from mlspec.compiler import context as target_context
 from mlspec.generators import kubeflow as kf
+from mlspec.generators import kubeflow_pipeline
 from mlspec.generators.kubeflow_components import register_model
 from mlspec.project import resolve_paths
 
@@ -180,7 +181,7 @@ def _context(spec_path: Path):
 
 
 def _register_task(ctx) -> tuple[dict, str]:
-    ir = kf.compile_ir(ctx)[0]
+    ir = kubeflow_pipeline.compile_ir(ctx)[0]
     dags = [ir["root"]["dag"]] + [c["dag"] for c in ir["components"].values() if "dag" in c]
     [task] = [t for dag in dags for t in dag["tasks"].values() if t["taskInfo"]["name"] == "register model"]
     executor = ir["components"][task["componentRef"]["name"]]["executorLabel"]
@@ -325,11 +326,11 @@ def test_announcing_is_wired_per_environment():
     assert announce == {"repository": "acme/ml-gitops", "event_type": "mlspec-new-model",
                         "api": "https://api.github.com", "token_file": f"{kf.SECRET_MOUNT}/github/token",
                         "spec": "examples/churn/mlops.yaml", "env": "staging", "traffic": 10}
-    ir, platform = kf.compile_ir(ctx)
+    ir, platform = kubeflow_pipeline.compile_ir(ctx)
     [mount] = [m for e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
                for m in e.get("secretAsVolume", [])]
     assert mount["secretName"] == "gitops-dispatch" and mount["mountPath"] == f"{kf.SECRET_MOUNT}/github"
-    cron = kf.schedule_cronjob(ctx, ir["pipelineInfo"]["name"])
+    cron = kubeflow_pipeline.schedule_cronjob(ctx, ir["pipelineInfo"]["name"])
     env = {e["name"]: e["value"] for e in cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert json.loads(env["KFP_RUN_PARAMETERS"]) == {"champion_uri": ctx.spec.serving.champion.uri}
     assert "announce" not in _register_task(_context(ROOT / "examples" / "churn" / "mlops.yaml"))[0]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlspec.generators import feast as ft
+from mlspec.generators import kubeflow_pipeline
 
 import feast_oracle as oracle
 from feast_helpers import project_copy, resolve, run_spec
@@ -85,7 +86,7 @@ def _pipeline_table(resolved, tmp: Path):
             self.path, self.metadata = str(path), {}
 
     ctx = context(resolved, kubeflow.target)
-    plan = kubeflow.plan(ctx)
+    plan = kubeflow_pipeline.plan(ctx)
     sources = {s.name: s for s in resolved.spec.data.sources}
     datasets = {}
     for step in plan.ingests:

@@ -20,6 +20,7 @@ import yaml
 from mlspec import units
 from mlspec.compiler import context
 from mlspec.generators import kubeflow as kf
+from mlspec.generators import kubeflow_pipeline
 from mlspec.project import resolve_paths
 from mlspec.run_local import run_local
 
@@ -140,15 +141,13 @@ def registered(out_dir: Path, name: str) -> Path:
 
 
 def check_against_oracle(example: str, out_dir: Path):
-    from mlspec.generators import kubeflow
-
     spec_path = ROOT / "examples" / example / "mlops.yaml"
     ctx, base_dir = context_for(spec_path)
     version_dir = registered(out_dir, ctx.spec.name)
     metrics_file = json.loads((version_dir / "metrics.json").read_text())
     chosen = json.loads((version_dir / "params.json").read_text())
 
-    candidates = kubeflow.candidates(ctx.spec.training)
+    candidates = kubeflow_pipeline.candidates(ctx.spec.training)
     scores = score_grid(ctx.spec, naive_features(ctx.spec, base_dir), candidates)
     goal = ctx.spec.training.metric.goal
     best = max(range(len(scores)), key=lambda i: (scores[i] if goal == "maximize" else -scores[i], -i))
@@ -177,7 +176,7 @@ def test_the_cli_runs_churn_locally_and_picks_the_best_grid_point(example_runs):
     model = joblib.load(version_dir / "model" / "model.joblib")
     assert hasattr(model, "predict_proba")
     lineage = json.loads((version_dir / "lineage.json").read_text())
-    version = kf.pipeline_version_name(ctx)
+    version = kubeflow_pipeline.pipeline_version_name(ctx)
     assert lineage["pipeline_version"] == version and version in output
     assert set(lineage["data_snapshot"]) == {"customers", "transactions", "labels"}
     data = ROOT / "examples" / "churn" / "data"

@@ -17,6 +17,7 @@ import pytest
 
 from mlspec.compiler import context
 from mlspec.generators import kubeflow as kf
+from mlspec.generators import kubeflow_pipeline
 from mlspec.project import resolve_paths
 from mlspec.run_local import run_local
 
@@ -161,7 +162,7 @@ def test_a_string_feature_trains_passes_its_gate_and_matches_an_independent_refi
     table = naive_table(folder)
     X, y = table[["store_type", "size_sqm"]], table["units"]
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=7)
-    candidates = kf.candidates(ctx.spec.training)
+    candidates = kubeflow_pipeline.candidates(ctx.spec.training)
     scores = [math.sqrt(mean_squared_error(y_test, oracle_pipeline(c["alpha"], 7).fit(X_train, y_train).predict(X_test)))
               for c in candidates]
     best = min(range(len(scores)), key=lambda i: (scores[i], i))
