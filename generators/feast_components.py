@@ -34,7 +34,7 @@ def feast_training_features(
     entity: Input[Dataset],
     joined: Output[Dataset],
 ) -> str:
-    """``repo``: JSON ``{relative path: text}`` of ``generators.feast.repo_files`` with a local
+    """``repo``: JSON ``{relative path: text}`` of ``generators.feast_repo.repo_files`` with a local
     ``repo/feature_store.yaml`` (``local_feature_store_config``); ``roots``: JSON
     ``{compiled data root: placeholder}`` -- ``"{data_root}"`` is replaced by ``data_root``
     and ``"{work}"`` by this step's work folder.  Returns JSON ``{"rows", "features"}``."""

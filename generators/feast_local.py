@@ -3,7 +3,7 @@
 What it does, in a work folder (``--out``, default a temporary folder that is removed):
 
 1. generates the environment's Feast repository exactly as ``mlspec compile`` does
-   (:func:`mlspec.generators.feast.repo_files`) and localizes it
+   (:func:`mlspec.generators.feast_repo.repo_files`) and localizes it
    (:func:`mlspec.generators.feast_prepare.localize_repo`): the ``path=`` of each data
    source moves from the environment's data root to the spec's folder (where the sample
    data is) and from the prepared root to the work folder; ``feature_store.yaml`` gets a
@@ -59,23 +59,23 @@ def local_request(ctx: Context, base_dir: Path, workdir: Path) -> dict[str, Any]
     from mlspec.render import dump_yaml
 
     from . import feast as ft
-    from . import feast_prepare
+    from . import feast_prepare, feast_repo
 
     base_dir, workdir = Path(base_dir).resolve(), Path(workdir).resolve()
-    files = ft.repo_files(ctx)
+    files = feast_repo.repo_files(ctx)
     prepared = workdir / "prepared"
-    roots = {ft.data_root(ctx): str(base_dir), ft.prepared_root(ctx): str(prepared)}
-    local_config = dump_yaml(ft.local_feature_store_config(ft.feature_store_config(ctx)))
+    roots = {feast_repo.data_root(ctx): str(base_dir), feast_repo.prepared_root(ctx): str(prepared)}
+    local_config = dump_yaml(feast_repo.local_feature_store_config(feast_repo.feature_store_config(ctx)))
     localized = json.loads(feast_prepare.localize_repo(json.dumps(files), json.dumps(roots), local_config))
     for rel, text in localized.items():
         path = workdir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     spec = ctx.spec
-    plan = ft.prepare_plan(ctx)
+    plan = feast_repo.prepare_plan(ctx)
     ranged = []
     for view in spec.features.views:
-        batch = ft._batch(spec, view.source)
+        batch = ft.batch_source_of(spec, view.source)
         if batch.type == "file" and "://" not in batch.path:
             ranged.append({"path": str(base_dir / batch.path), "format": batch.file_format,
                            "timestamp": batch.timestamp or spec.source(view.source).timestamp})
@@ -145,6 +145,7 @@ def features_local(spec_path: Path, env_name: str | None = None, entities: Seque
     from mlspec.project import resolve_paths
 
     from . import feast as ft
+    from . import feast_repo
 
     console = Console(file=console_out or sys.stdout, highlight=False, soft_wrap=True,
                       no_color=bool(os.environ.get("NO_COLOR")) or None)
@@ -189,7 +190,7 @@ def features_local(spec_path: Path, env_name: str | None = None, entities: Seque
             request["online"] = [{"service": service, "entities": [row]}]
         else:
             label = spec.source(spec.training.label.source)
-            keys = list(ft.training_step(ctx).entity_keys)
+            keys = list(feast_repo.training_step(ctx).entity_keys)
             request["sample_entities"] = {"path": str(Path(chosen.base_dir) / label.path), "format": label.file_format,
                                           "keys": keys, "limit": 5, "service": service}
         console.print(f"applying the Feast repository of [bold]{escape(spec.name)}[/bold] "

@@ -34,7 +34,7 @@ are later than the row's time (``dask.py`` ``_filter_ttl`` filters instead of ma
 that row keeps it.  An entity with no rows at all has no prepared row: Feast returns null
 (the training step fills counts with 0, as the pipeline does).
 
-Plan entries (JSON list, one per view; made by ``generators.feast.prepare_plan``)::
+Plan entries (JSON list, one per view; made by ``generators.feast_repo.prepare_plan``)::
 
     {"view", "path", "format" ("parquet"|"csv"), "timestamp", "created_timestamp",
      "timestamp_columns", "keys", "key_dtypes", "fields", "field_dtypes", "ttl_seconds",

@@ -353,17 +353,17 @@ def _announce(ctx: "Context") -> tuple[str, Any]:
 
 
 def feast_step(ctx: "Context"):
-    """The Feast feature step's arguments (:func:`mlspec.generators.feast.training_step`), or None
+    """The Feast feature step's arguments (:func:`mlspec.generators.feast_repo.training_step`), or None
     when the spec opts out of the feature store (``features.feature_store: false``).  Decided by
     the spec alone; validation requires the feast target's settings (:func:`rules`).  The
     repository is built without the spec's owner, description and labels (documentation, which
     does not change a join), so a documentation edit is not a new pipeline."""
     if not ctx.spec.features.feature_store:
         return None
-    from mlspec.generators import feast as ft
+    from mlspec.generators import feast_repo
 
     spec = ctx.spec.model_copy(update={"owner": "-", "description": None, "labels": {}})
-    return ft.training_step(dataclasses.replace(ctx, spec=spec, target="feast"))
+    return feast_repo.training_step(dataclasses.replace(ctx, spec=spec, target="feast"))
 
 
 def build_pipeline(ctx: "Context", *, local: bool = False, version_name: str = VERSION_PLACEHOLDER,

@@ -16,6 +16,7 @@ import yaml
 
 from mlspec.compiler import context
 from mlspec.generators import feast as ft
+from mlspec.generators import feast_repo
 from mlspec.generators import feast_code as code
 from mlspec.generators import kubeflow
 from mlspec.project import resolve_paths
@@ -74,7 +75,7 @@ def test_layout_separates_kubernetes_objects_from_the_repository(tmp_path):
             text = render(paths[path], source=r.spec_path).decode()
             assert "apiVersion:" not in text or path.endswith(".py")
     assert docs[0]["spec"]["feastProjectDir"]["git"]["featureRepoPath"] == base + "repo"
-    assert "registry.db" in ft.GITIGNORE and "*.db" in ft.GITIGNORE and "data/" in ft.FEASTIGNORE
+    assert "registry.db" in feast_repo.GITIGNORE and "*.db" in feast_repo.GITIGNORE and "data/" in feast_repo.FEASTIGNORE
 
 
 def test_every_artefact_declares_a_subset_of_the_target_reads_and_output_is_deterministic(tmp_path):
@@ -143,7 +144,7 @@ def test_identifiers_and_callees_are_checked():
 
 def test_the_definitions_module_holds_only_imports_and_assignments_of_feast_calls(tmp_path):
     _r, ctx = ctx_of(tmp_path, "fraud")
-    tree = ast.parse(ft.definitions(ctx))
+    tree = ast.parse(feast_repo.definitions(ctx))
     allowed = {"Entity", "FeatureService", "FeatureView", "Field", "FileSource", "Project", "KafkaSource",
                "JsonFormat", "timedelta"}
     for stmt in tree.body[1:]:
@@ -162,13 +163,13 @@ def test_the_definitions_module_holds_only_imports_and_assignments_of_feast_call
 
 def test_aggregation_and_csv_views_are_prepared_and_read_with_ttl_zero(tmp_path):
     _r, ctx = ctx_of(tmp_path, "fraud")
-    plans = {p.name: p for p in ft.view_plans(ctx.spec)}
+    plans = {p.name: p for p in feast_repo.view_plans(ctx.spec)}
     assert plans["card_activity"].prepared and plans["card_activity"].ttl_seconds == 0
     assert plans["merchant_risk"].prepared and plans["merchant_risk"].ttl_seconds == 2 * 86400  # a CSV file
-    entries = {e["view"]: e for e in ft.prepare_plan(ctx)}
+    entries = {e["view"]: e for e in feast_repo.prepare_plan(ctx)}
     assert entries["card_activity"]["path"] == "data/card_events.parquet"  # the kafka source's batch log
     assert entries["card_activity"]["output"] == "s3://acme-ml-dev/pipelines/feast/fraud/card_activity.parquet"
-    assert ft.materialization_commands(ctx)[0] == "python3 ../jobs/prepare.py"
+    assert feast_repo.materialization_commands(ctx)[0] == "python3 ../jobs/prepare.py"
 
 
 @pytest.mark.parametrize("closed", ["left", "right"])
@@ -180,7 +181,7 @@ def test_prepared_tables_give_the_pipelines_aggregates_at_every_label_time(tmp_p
     from mlspec.generators import kubeflow_components as steps
 
     r, ctx = ctx_of(tmp_path, "churn")
-    [entry] = ft.prepare_plan(ctx)
+    [entry] = feast_repo.prepare_plan(ctx)
     assert {a["closed"] for a in entry["aggregations"]} == {"left"}  # the examples keep the default
     entry["aggregations"] = [{**a, "closed": closed} for a in entry["aggregations"]]
     out = tmp_path / "spend.parquet"
@@ -224,8 +225,8 @@ def test_localize_moves_only_path_arguments(tmp_path):
     from mlspec.generators import feast_prepare
 
     _r, ctx = ctx_of(tmp_path, "churn")
-    files = ft.repo_files(ctx)
-    roots = {ft.data_root(ctx): "/local/data", ft.prepared_root(ctx): "/local/prepared"}
+    files = feast_repo.repo_files(ctx)
+    roots = {feast_repo.data_root(ctx): "/local/data", feast_repo.prepared_root(ctx): "/local/prepared"}
     out = json.loads(feast_prepare.localize_repo(json.dumps(files), json.dumps(roots), "project: x\n"))
     module = out["repo/features.py"]
     assert "path='/local/data/data/customers.parquet'" in module
@@ -372,12 +373,12 @@ def operator_feature_store_yaml(objects: list[dict]) -> dict:
 @pytest.mark.parametrize("feast", [None, PROD_LIKE])
 def test_the_operator_builds_the_same_feature_store_yaml_as_the_repository_has(tmp_path, feast):
     _r, ctx = ctx_of(tmp_path, "churn", "prod", feast)
-    assert operator_feature_store_yaml(ft.feature_store_objects(ctx)) == ft.feature_store_config(ctx)
-    config = ft.feature_store_config(ctx)
+    assert operator_feature_store_yaml(feast_repo.feature_store_objects(ctx)) == feast_repo.feature_store_config(ctx)
+    config = feast_repo.feature_store_config(ctx)
     if feast:
         assert config["online_store"]["connection_string"] == "${FEAST_ONLINE_STORE_CONNECTION_STRING}"
         assert config["registry"]["path"] == "${FEAST_REGISTRY_PATH}"
-        [fs] = [o for o in ft.feature_store_objects(ctx) if o["kind"] == "FeatureStore"]
+        [fs] = [o for o in feast_repo.feature_store_objects(ctx) if o["kind"] == "FeatureStore"]
         assert fs["spec"]["services"]["onlineStore"]["server"]["envFrom"] == [{"secretRef": {"name": "feast-credentials"}}]
         assert fs["spec"]["cronJob"]["schedule"] == "15 * * * *"
 
@@ -415,7 +416,7 @@ def test_feature_store_objects_pass_k8s_validate_strict_with_cel(tmp_path):
 
 def test_training_step_names_the_service_the_entity_frame_and_the_pinned_feast(tmp_path):
     _r, ctx = ctx_of(tmp_path, "fraud")
-    step = ft.training_step(ctx)
+    step = feast_repo.training_step(ctx)
     assert step.feature_service == "fraud_scoring" and step.entity_keys == ("card_id", "merchant_id")
     assert step.feature_columns == ("spend_1h", "txn_count_1h", "max_amount_1d", "foreign_share_1d", "risk_score")
     assert step.count_features == ("txn_count_1h",) and step.packages == ("feast==0.67.0",)

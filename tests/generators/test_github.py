@@ -20,6 +20,7 @@ import yaml
 import mlspec
 from mlspec import commands, registry
 from mlspec.generators import github
+from mlspec.generators import github_workflows
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ".github/workflows/mlspec.yaml"
@@ -227,12 +228,12 @@ def test_a_project_below_the_repository_root(tmp_path, monkeypatch):
 
 
 def test_a_spec_at_the_project_root_runs_the_checks_on_every_pull_request():
-    settings = github.effective([github.Settings()])
-    assert github.paths_filter(settings, ["mlops.yaml", "other/mlops.yaml"]) is None
-    entries = dict(github.workflow(settings, ["mlops.yaml"]))
+    settings = github_workflows.effective([github.Settings()])
+    assert github_workflows.paths_filter(settings, ["mlops.yaml", "other/mlops.yaml"]) is None
+    entries = dict(github_workflows.workflow(settings, ["mlops.yaml"]))
     assert entries["on"] == {"pull_request": {}}
     # folders are matched literally, and nested ones once
-    paths = github.paths_filter(settings, ["a/mlops.yaml", "a/b/mlops.yaml", "odd[1]*/x/mlops.yaml"])
+    paths = github_workflows.paths_filter(settings, ["a/mlops.yaml", "a/b/mlops.yaml", "odd[1]*/x/mlops.yaml"])
     assert paths[:2] == ["a/**", r"odd\[1\]\*/x/**"]
 
 
@@ -391,8 +392,8 @@ def test_new_models_in_an_environment_make_the_new_model_workflow(repo):
     tested = dict(re.findall(r'"\$\{(PAYLOAD_\w+)\}" =~ \$\{(pattern_\d+)\}', check))
     assert {var: patterns[p] for var, p in tested.items()} == {
         "PAYLOAD_URI": r"^(gs|s3|pvc|https?|oci|hf|file)://[A-Za-z0-9._~/:@%+=,-]+$",
-        "PAYLOAD_VERSION": github.TOKEN, "PAYLOAD_TRAFFIC": github.PERCENT, "PAYLOAD_SCORE": github.NUMBER,
-        "PAYLOAD_THRESHOLD": github.NUMBER, "PAYLOAD_CHAMPION_SCORE": github.NUMBER}
+        "PAYLOAD_VERSION": github_workflows.TOKEN, "PAYLOAD_TRAFFIC": github_workflows.PERCENT, "PAYLOAD_SCORE": github_workflows.NUMBER,
+        "PAYLOAD_THRESHOLD": github_workflows.NUMBER, "PAYLOAD_CHAMPION_SCORE": github_workflows.NUMBER}
     assert '[ -z "${PAYLOAD_CHAMPION_SCORE}" ] ||' in check  # null: no champion score
     assert 'branch="mlspec/new-model/${PAYLOAD_ENV}/${name}/${PAYLOAD_VERSION}"' in check
     edit = next(s["run"] for s in doc["jobs"]["pull-request"]["steps"] if s["name"] == "Edit the spec and compile")
@@ -401,8 +402,8 @@ def test_new_models_in_an_environment_make_the_new_model_workflow(repo):
 
 
 def test_the_payload_patterns_are_what_they_claim():
-    uri, number, token, percent = (re.compile(p) for p in (github.SAFE_URI, github.NUMBER, github.TOKEN, github.PERCENT))
-    assert github.SAFE_URI.startswith(mlspec.models.MODEL_URI.split("://")[0])  # mlspec's schemes
+    uri, number, token, percent = (re.compile(p) for p in (github_workflows.SAFE_URI, github_workflows.NUMBER, github_workflows.TOKEN, github_workflows.PERCENT))
+    assert github_workflows.SAFE_URI.startswith(mlspec.models.MODEL_URI.split("://")[0])  # mlspec's schemes
     assert all(uri.match(u) for u in ("gs://b/churn/v3", "s3://b/m/v7-0123456789/model", "hf://org/model",
                                       "oci://ghcr.io/acme/m:1@sha256:ab", "https://h/m%20x"))
     assert not any(uri.match(u) for u in ("gs://b/$(id)", "gs://b/`id`", "gs://b/a;b", "gs://b/a b", "gs://b/a|b",
@@ -508,32 +509,32 @@ def test_the_drift_settings_may_be_absent():
     core = {"name": "dev", "namespace": "ml-dev", "registry": "ghcr.io/acme",
             "argocd": {"repo_url": "https://github.com/acme/ml-gitops.git"}, "storage": {"artifacts": "s3://acme/p"}}
     guarded = inputs.guard(model.model_validate(core), "env", target.reads, "github")
-    assert github.new_model_envs([guarded]) == []
+    assert github_workflows.new_model_envs([guarded]) == []
     # with the drift target: new_models is what is read, and all that may be
     model = environments.model_for([target, registry.load(registry.available()["drift"])])
     off, on = (inputs.guard(model.model_validate({**core, "name": name, **extra}), "env", target.reads, "github")
                for name, extra in (("dev", {}), ("staging", {"drift": {"new_models": {"traffic": 10}}})))
-    assert github.new_model_envs([off, on]) == ["staging"]
+    assert github_workflows.new_model_envs([off, on]) == ["staging"]
     with pytest.raises(inputs.UndeclaredRead):
         bool(on.drift.retries)  # a placeholder, which raises when used
     # the contexts' specs: no drift block, another action, rollback
     contexts = [SimpleNamespace(spec_path=f"{n}/mlops.yaml", env=SimpleNamespace(name="prod"),
                                 spec=SimpleNamespace(name=n, drift=d))
                 for n, d in (("a", None), ("b", SimpleNamespace(action="alert")), ("c", SimpleNamespace(action="rollback")))]
-    assert github.rollback_pairs(contexts) == [("c/mlops.yaml", "prod")]
+    assert github_workflows.rollback_pairs(contexts) == [("c/mlops.yaml", "prod")]
 
 
 def test_a_project_below_the_repository_root_names_its_specs_from_there():
     from types import SimpleNamespace
 
-    settings = github.effective([github.Settings(working_directory="ml")])
+    settings = github_workflows.effective([github.Settings(working_directory="ml")])
     ctx = SimpleNamespace(
         contexts=[SimpleNamespace(spec_path=CHURN, env=SimpleNamespace(name="prod"),
                                   spec=SimpleNamespace(name="churn", drift=SimpleNamespace(action="rollback")))],
         envs=[SimpleNamespace(name="prod")])
-    dispatch = github.rollback_dispatch(ctx, settings)
+    dispatch = github_workflows.rollback_dispatch(ctx, settings)
     assert dispatch.specs == {CHURN: ("churn", f"ml/{CHURN}")}  # the payload names it as the targets do
-    steps = dict(github.dispatch_workflow(dispatch, settings))["jobs"]["pull-request"]["steps"]
+    steps = dict(github_workflows.dispatch_workflow(dispatch, settings))["jobs"]["pull-request"]["steps"]
     assert f"  {CHURN}) name=churn file=ml/{CHURN} ;;\n" in steps[0]["run"]
     assert steps[4]["run"].endswith('mlspec compile --out "${GITHUB_WORKSPACE}" --format github ml\n')
-    assert github.new_model_dispatch(ctx, settings) is None
+    assert github_workflows.new_model_dispatch(ctx, settings) is None

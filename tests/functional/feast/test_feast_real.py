@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlspec.generators import feast as ft
+from mlspec.generators import feast_repo
 from mlspec.generators import kubeflow_pipeline
 
 import feast_oracle as oracle
@@ -126,7 +127,7 @@ def test_the_feast_training_step_gives_the_pipelines_point_in_time_join(feast_py
 
     [resolved] = [r for r in resolve([project_copy(tmp_path) / "examples" / name], ["dev"])]
     entity, expected, plan = _pipeline_table(resolved, tmp_path)
-    step = ft.training_step(context(resolved, ft.target))
+    step = feast_repo.training_step(context(resolved, ft.target))
     assert list(step.feature_columns) == list(plan.feature_columns)
     entity_path, out_path = tmp_path / "labels.parquet", tmp_path / "joined.parquet"
     entity.to_parquet(entity_path, index=False)
@@ -183,7 +184,7 @@ def test_hostile_strings_round_trip_and_execute_nothing(feast_python, tmp_path):
     data["features"]["services"][0]["description"] = "service " + evil
     spec_path.write_text(json.dumps(data, ensure_ascii=False, indent=1))  # JSON is YAML 1.2
     [resolved] = resolve([spec_path], ["dev"])
-    files = ft.repo_files(__import__("mlspec.compiler", fromlist=["context"]).context(resolved, ft.target))
+    files = feast_repo.repo_files(__import__("mlspec.compiler", fromlist=["context"]).context(resolved, ft.target))
     compile(files["repo/features.py"], "features.py", "exec")
     result = run_spec(feast_python, resolved, tmp_path / "run", registry=True)
     assert not marker.exists(), "a string from the spec was executed"
