@@ -31,7 +31,10 @@ function of theirs: their bytes are part of its inputs.  Compiling only such a t
 still generates the others (reusing what the last compile left) without writing them.
 
 Nothing heavy is imported to list targets: loading one imports its module, which must
-import its tools (kfp, ...) lazily, inside ``generate``.
+import its tools (kfp, ...) lazily, inside ``generate``.  ``mlspec validate`` loads every
+target for its settings and rules, so the built-in targets with a large generator keep it
+in a module of its own (``kubeflow`` → ``kubeflow_pipeline``, ``feast`` → ``feast_repo``,
+``github`` → ``github_workflows``) that their ``generate`` imports when a compile runs.
 """
 
 from __future__ import annotations
