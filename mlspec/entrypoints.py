@@ -30,6 +30,7 @@ class EntryPoint(NamedTuple):
 
 
 def entry_points(group: str) -> list[EntryPoint]:
+    """The entry points of ``group``, in importlib.metadata's order (duplicate names kept)."""
     if not _plain_paths():
         return _from_importlib(group)
     found: list[EntryPoint] = []
