@@ -43,21 +43,31 @@ EXAMPLE = ROOT / "examples" / "churn" / "mlops.yaml"
 BENCH_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+def _run_once(cmd: list[str], cwd: Path, env: dict) -> tuple[float, int]:
+    """Wall time and exit code of one run; its stderr's tail is shown when it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        sys.stderr.write(proc.stderr.decode(errors="replace")[-2000:])
+    return seconds, proc.returncode
+
+
+def _warm(cmd: list[str], cwd: Path, env: dict) -> None:
+    subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def timed(cmd: list[str], runs: int, cwd: Path = ROOT, env: dict | None = None, setup=None) -> tuple[float, int]:
     env = env or BENCH_ENV
-    subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # warm caches
+    _warm(cmd, cwd, env)
     if setup:
         setup()
     times, rc = [], 0
     for _ in range(runs):
         if setup:
             setup()
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        times.append(time.perf_counter() - start)
-        rc = proc.returncode
-        if rc not in (0,):
-            sys.stderr.write(proc.stderr.decode(errors="replace")[-2000:])
+        seconds, rc = _run_once(cmd, cwd, env)
+        times.append(seconds)
     return statistics.median(times), rc
 
 
@@ -69,16 +79,13 @@ def timed_pair(first: list[str], second: list[str], runs: int) -> tuple[tuple[fl
     """Like :func:`timed` for two commands, their runs interleaved (first, second, first, ...),
     so that a change in the machine's load between runs weighs on both medians alike."""
     results: list[tuple[list[float], list[int]]] = [([], []), ([], [])]
-    for cmd in (first, second):  # warm caches
-        subprocess.run(cmd, cwd=ROOT, env=BENCH_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for cmd in (first, second):
+        _warm(cmd, ROOT, BENCH_ENV)
     for _ in range(runs):
         for cmd, (times, codes) in zip((first, second), results):
-            start = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=ROOT, env=BENCH_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            times.append(time.perf_counter() - start)
-            codes.append(proc.returncode)
-            if proc.returncode:
-                sys.stderr.write(proc.stderr.decode(errors="replace")[-2000:])
+            seconds, rc = _run_once(cmd, ROOT, BENCH_ENV)
+            times.append(seconds)
+            codes.append(rc)
     (t1, c1), (t2, c2) = results
     return (statistics.median(t1), max(c1)), (statistics.median(t2), max(c2))
 
